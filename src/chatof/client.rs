@@ -1,0 +1,279 @@
+use std::{error::Error as _, fmt, time::Duration};
+
+use chrono::{DateTime, Utc};
+use reqwest::header;
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use super::{
+    error::{ApiError, RetryAfter},
+    wire::{Envelope, ErrorEnvelope, LeadsData},
+};
+use crate::domain::{BotUid, DayRange, Lead, RejectedLead};
+
+#[derive(Clone, Debug)]
+pub struct ClientSettings {
+    /// e.g. `https://chatof.ai/api/v1/backend`
+    pub base_url: Url,
+    /// For the whole request, body included.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+/// A ChatofAI API client for one API key. Cheap to clone; clones share connections.
+#[derive(Clone)]
+pub struct ChatofClient {
+    http: reqwest::Client,
+    base_url: Url,
+    timeout: Duration,
+    key: SecretString,
+}
+
+/// One page of `GET /chatbot/{bot_uid}/leads`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeadsQuery {
+    /// `None` asks for all days.
+    pub range: Option<DayRange>,
+    pub page: u32,
+    pub page_size: u32,
+}
+
+/// A page as leadsync needs it: every record parsed or rejected, and the listing's figures.
+#[derive(Debug)]
+pub struct LeadsPage {
+    pub records: Vec<Result<Lead, RejectedLead>>,
+    /// What the server says the page size is (it may clamp what we asked for).
+    pub page_size: Option<u32>,
+    /// How many leads match the query, as the server counted them when it answered.
+    pub total: Option<u64>,
+    pub request_id: Option<String>,
+}
+
+impl ChatofClient {
+    pub fn new(settings: &ClientSettings, key: SecretString) -> Result<Self, reqwest::Error> {
+        // reqwest is built without a bundled crypto provider (to avoid aws-lc's C build);
+        // ring is ours. Installing twice is harmless: the first one stays.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("leadsync/", env!("CARGO_PKG_VERSION")))
+            .timeout(settings.timeout)
+            .connect_timeout(settings.connect_timeout)
+            .build()?;
+        Ok(Self {
+            http,
+            base_url: settings.base_url.clone(),
+            timeout: settings.timeout,
+            key,
+        })
+    }
+
+    /// The same client (and connection pool) speaking with another key.
+    pub fn with_key(&self, key: SecretString) -> Self {
+        Self {
+            key,
+            ..self.clone()
+        }
+    }
+
+    /// One attempt at one page of a bot's leads.
+    pub async fn fetch_leads_page(
+        &self,
+        bot: &BotUid,
+        query: &LeadsQuery,
+    ) -> Result<LeadsPage, ApiError> {
+        let mut request = self
+            .http
+            .get(self.leads_url(bot))
+            .bearer_auth(self.key.expose_secret())
+            .query(&[("page", query.page), ("page_size", query.page_size)]);
+        if let Some(range) = query.range {
+            request = request.query(&[
+                ("start_date", range.start.to_string()),
+                ("end_date", range.end.to_string()),
+            ]);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|err| self.transport_error(&err))?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers(), Utc::now());
+        let body = response
+            .bytes()
+            .await
+            .map_err(|err| self.transport_error(&err))?;
+
+        if !status.is_success() {
+            let request_id = serde_json::from_slice::<ErrorEnvelope>(&body)
+                .ok()
+                .and_then(|envelope| envelope.request_id);
+            return Err(ApiError::Status {
+                status,
+                request_id,
+                retry_after,
+            });
+        }
+        let envelope: Envelope<LeadsData> =
+            serde_json::from_slice(&body).map_err(|err| ApiError::BadBody {
+                status,
+                bytes: body.len(),
+                detail: describe_json_error(&err),
+                request_id: serde_json::from_slice::<ErrorEnvelope>(&body)
+                    .ok()
+                    .and_then(|envelope| envelope.request_id),
+            })?;
+        if envelope.code != 0 {
+            return Err(ApiError::Application {
+                code: envelope.code,
+                msg: envelope.msg,
+                request_id: envelope.request_id,
+            });
+        }
+        let Some(data) = envelope.data else {
+            return Err(ApiError::BadBody {
+                status,
+                bytes: body.len(),
+                detail: "success without data".into(),
+                request_id: envelope.request_id,
+            });
+        };
+        Ok(LeadsPage {
+            records: data
+                .leads
+                .into_iter()
+                .map(|raw| Lead::from_raw(bot, raw))
+                .collect(),
+            page_size: data.page_size.filter(|&size| size > 0),
+            total: data.total,
+            request_id: envelope.request_id,
+        })
+    }
+
+    fn leads_url(&self, bot: &BotUid) -> Url {
+        let mut url = self.base_url.clone();
+        url.path_segments_mut()
+            .expect("base_url was validated as an http(s) URL")
+            .pop_if_empty()
+            .extend(["chatbot", bot.as_str(), "leads"]);
+        url
+    }
+
+    fn transport_error(&self, err: &reqwest::Error) -> ApiError {
+        if err.is_timeout() {
+            return ApiError::Timeout(self.timeout);
+        }
+        // The chain of causes says what happened ("connection refused", "connection reset");
+        // reqwest's own message would add the URL, which we log separately anyway.
+        let mut detail = Vec::new();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            detail.push(cause.to_string());
+            source = cause.source();
+        }
+        let detail = if detail.is_empty() {
+            err.to_string()
+        } else {
+            detail.join(": ")
+        };
+        if err.is_connect() {
+            ApiError::Connect(detail)
+        } else {
+            ApiError::Transport(detail)
+        }
+    }
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date, relative to `now`.
+fn retry_after(headers: &header::HeaderMap, now: DateTime<Utc>) -> Option<RetryAfter> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(RetryAfter(Duration::from_secs(seconds)));
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?;
+    let delay = (at.with_timezone(&Utc) - now)
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    Some(RetryAfter(delay))
+}
+
+/// serde_json's messages can quote the offending value, which may be personal data: keep only
+/// the category and the position.
+fn describe_json_error(err: &serde_json::Error) -> String {
+    let category = match err.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "invalid JSON",
+        serde_json::error::Category::Data => "unexpected JSON shape",
+        serde_json::error::Category::Eof => "truncated JSON",
+    };
+    format!("{category} at line {} column {}", err.line(), err.column())
+}
+
+impl fmt::Debug for ChatofClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChatofClient")
+            .field("base_url", &self.base_url.as_str())
+            .field("timeout", &self.timeout)
+            .field("key", &"[redacted]")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now: DateTime<Utc> = "2024-01-01T00:00:00Z".parse().expect("timestamp");
+        let mut headers = header::HeaderMap::new();
+        headers.insert(header::RETRY_AFTER, "7".parse().expect("header"));
+        assert_eq!(
+            retry_after(&headers, now),
+            Some(RetryAfter(Duration::from_secs(7)))
+        );
+        headers.insert(
+            header::RETRY_AFTER,
+            "Mon, 01 Jan 2024 00:00:30 GMT".parse().expect("header"),
+        );
+        assert_eq!(
+            retry_after(&headers, now),
+            Some(RetryAfter(Duration::from_secs(30)))
+        );
+        headers.insert(
+            header::RETRY_AFTER,
+            "Sun, 31 Dec 2023 23:00:00 GMT".parse().expect("header"),
+        );
+        assert_eq!(retry_after(&headers, now), Some(RetryAfter(Duration::ZERO)));
+        headers.insert(header::RETRY_AFTER, "soon".parse().expect("header"));
+        assert_eq!(retry_after(&headers, now), None);
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_key() {
+        let settings = ClientSettings {
+            base_url: "http://127.0.0.1:9/api".parse().expect("url"),
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+        };
+        let client =
+            ChatofClient::new(&settings, SecretString::from("sk-very-secret")).expect("client");
+        assert!(!format!("{client:?}").contains("sk-very-secret"));
+    }
+
+    #[test]
+    fn the_leads_url_appends_to_the_base_path_with_or_without_a_trailing_slash() {
+        let bot = BotUid::parse("b-1").expect("bot");
+        for base in ["http://h/api/v1/backend", "http://h/api/v1/backend/"] {
+            let settings = ClientSettings {
+                base_url: base.parse().expect("url"),
+                timeout: Duration::from_secs(1),
+                connect_timeout: Duration::from_secs(1),
+            };
+            let client = ChatofClient::new(&settings, SecretString::from("k")).expect("client");
+            assert_eq!(
+                client.leads_url(&bot).as_str(),
+                "http://h/api/v1/backend/chatbot/b-1/leads"
+            );
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! The JSON as ChatofAI sends it. Private to `chatof`: nothing outside sees these types.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// `{ "code": 0, "msg": "Success.", "data": {...}, "request_id": "..." }`. The introduction page
+/// calls the message `message`, the endpoint page `msg`: either is accepted.
+#[derive(Debug, Deserialize)]
+pub(super) struct Envelope<T> {
+    pub code: i64,
+    #[serde(default, alias = "message")]
+    pub msg: Option<String>,
+    pub data: Option<T>,
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+/// Only the request id, from error answers that may or may not be an envelope.
+#[derive(Debug, Deserialize)]
+pub(super) struct ErrorEnvelope {
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LeadsData {
+    /// Kept as raw values: one malformed record must not fail the page.
+    pub leads: Vec<Value>,
+    #[serde(default)]
+    pub page_size: Option<u32>,
+    #[serde(default)]
+    pub total: Option<u64>,
+}

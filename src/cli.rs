@@ -1,0 +1,71 @@
+//! The command line: commands and flags, nothing else.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Parser, Subcommand};
+
+pub const DEFAULT_DEMO_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/leadsync_demo";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "leadsync",
+    version,
+    about = "Keeps a PostgreSQL copy of the leads ChatofAI chatbots collect"
+)]
+pub struct Cli {
+    /// The TOML configuration file (settings can also come from LEADSYNC__<SECTION>__<KEY>).
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "LEADSYNC_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update the database schema, then exit.
+    Migrate,
+    /// One sync pass over every configured bot (or the ones named with --bot), then exit.
+    Sync {
+        /// Sync only this bot (repeatable). It must be configured.
+        #[arg(long = "bot", value_name = "UID")]
+        bots: Vec<String>,
+    },
+    /// See it work: the bundled fake API, a real sync into Postgres, a summary. Needs no config.
+    Demo {
+        /// Where to put the demo's tables (the database is created if missing).
+        #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DEMO_DATABASE_URL)]
+        database_url: String,
+        /// Share of API requests the fake fails in assorted ways (0.0 to 0.9).
+        #[arg(long, default_value_t = 0.15)]
+        fault_rate: f64,
+    },
+    /// Serve the fake ChatofAI API for local experiments, until Ctrl-C.
+    FakeApi {
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        listen: SocketAddr,
+        /// How many bots (their uids are printed at start).
+        #[arg(long, default_value_t = 3)]
+        bots: usize,
+        /// Leads per bot.
+        #[arg(long, default_value_t = 1000)]
+        leads: usize,
+        /// Spread the leads over this many days up to now.
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+        /// The Bearer key the fake accepts.
+        #[arg(long, default_value = "demo-key")]
+        api_key: String,
+        /// Share of requests failing in assorted transient ways (0.0 to 0.9).
+        #[arg(long, default_value_t = 0.0)]
+        fault_rate: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}

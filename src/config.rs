@@ -1,0 +1,577 @@
+//! Configuration: a TOML file, then the environment (last, so it wins), parsed into validated
+//! settings. Every error names the setting at fault, in one line.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use chrono::NaiveDate;
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+use crate::{
+    chatof::ClientSettings,
+    domain::{BotUid, PlanSettings},
+    retry::RetryPolicy,
+    telemetry::LogFormat,
+};
+
+pub const DEFAULT_BASE_URL: &str = "https://chatof.ai/api/v1/backend";
+pub const API_KEY_ENV: &str = "CHATOFAI_API_KEY";
+/// "All history" when `sync.backfill_from` is not set: before ChatofAI existed.
+pub const ALL_HISTORY_FROM: NaiveDate = NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date");
+
+/// A configuration problem: the setting, and what is wrong with it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{setting}: {problem}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            setting: setting.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub database: DatabaseSettings,
+    pub api: ApiSettings,
+    pub retry: RetryPolicy,
+    pub sync: SyncSettings,
+    pub log: LogSettings,
+    pub bots: Vec<BotSettings>,
+}
+
+#[derive(Debug)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug)]
+pub struct ApiSettings {
+    pub client: ClientSettings,
+    pub page_size: u32,
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SyncSettings {
+    pub plan: PlanSettings,
+    pub max_window_leads: u64,
+    pub max_window_rereads: u32,
+    pub max_concurrent_bots: usize,
+}
+
+#[derive(Debug)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug)]
+pub struct BotSettings {
+    pub uid: BotUid,
+    pub name: Option<String>,
+    /// Environment variable holding this bot's API key, for multi-account setups.
+    pub api_key_env: Option<String>,
+}
+
+// ---- the file format, as written -----------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    database: RawDatabase,
+    #[serde(default)]
+    api: RawApi,
+    #[serde(default)]
+    retry: RawRetry,
+    #[serde(default)]
+    sync: RawSync,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    bots: Vec<RawBot>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDatabase {
+    url: Option<String>,
+    max_connections: u32,
+    acquire_timeout_secs: u64,
+    migrate_on_start: bool,
+}
+
+impl Default for RawDatabase {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 10,
+            acquire_timeout_secs: 30,
+            migrate_on_start: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawApi {
+    base_url: String,
+    page_size: u32,
+    timeout_secs: u64,
+    connect_timeout_secs: u64,
+    key_file: Option<PathBuf>,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        Self {
+            base_url: DEFAULT_BASE_URL.into(),
+            page_size: 100,
+            timeout_secs: 30,
+            connect_timeout_secs: 10,
+            key_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRetry {
+    max_attempts: u32,
+    initial_delay_ms: u64,
+    max_delay_ms: u64,
+    max_retry_after_secs: u64,
+}
+
+impl Default for RawRetry {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            initial_delay_ms: 500,
+            max_delay_ms: 30_000,
+            max_retry_after_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSync {
+    backfill_from: Option<String>,
+    lookback_days: u32,
+    max_window_leads: u64,
+    max_window_rereads: u32,
+    max_concurrent_bots: usize,
+}
+
+impl Default for RawSync {
+    fn default() -> Self {
+        Self {
+            backfill_from: None,
+            lookback_days: 2,
+            max_window_leads: 5_000,
+            max_window_rereads: 2,
+            max_concurrent_bots: 4,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    format: LogFormat,
+    filter: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBot {
+    uid: String,
+    name: Option<String>,
+    api_key_env: Option<String>,
+}
+
+// ---- loading -------------------------------------------------------------------------------
+
+impl Config {
+    /// Reads `file` (if any), then the environment: `LEADSYNC__<SECTION>__<KEY>` for any
+    /// setting, and `DATABASE_URL` for `database.url` (the prefixed form wins over it).
+    pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        Self::build(builder, env)
+    }
+
+    /// The same as [`Config::load`] with the file's text given directly (demo, tests).
+    pub fn from_toml(text: &str, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let builder = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml));
+        Self::build(builder, env)
+    }
+
+    fn build(
+        mut builder: config::ConfigBuilder<config::builder::DefaultState>,
+        env: &HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        if let Some(url) = env.get("DATABASE_URL") {
+            builder = builder
+                .set_override("database.url", url.as_str())
+                .map_err(|err| ConfigError::new("DATABASE_URL", err.to_string()))?;
+        }
+        let prefixed: HashMap<String, String> = env
+            .iter()
+            .filter(|(key, _)| key.starts_with("LEADSYNC__"))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("LEADSYNC")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(prefixed)),
+        );
+        let raw: RawConfig = builder
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(describe_load_error)?;
+        raw.validate()
+    }
+
+    /// The API key of every configured bot: its own `api_key_env`, or else `api.key_file`, or
+    /// else `CHATOFAI_API_KEY`. Fails on the first bot without a usable key.
+    pub fn resolve_api_keys(
+        &self,
+        env: &HashMap<String, String>,
+    ) -> Result<HashMap<BotUid, SecretString>, ConfigError> {
+        let mut shared: Option<SecretString> = None;
+        let mut keys = HashMap::new();
+        for (index, bot) in self.bots.iter().enumerate() {
+            let key = match &bot.api_key_env {
+                Some(var) => match env.get(var).map(|key| key.trim()) {
+                    Some(key) if !key.is_empty() => SecretString::from(key.to_owned()),
+                    _ => {
+                        return Err(ConfigError::new(
+                            format!("bots[{index}].api_key_env"),
+                            format!("environment variable {var} is not set or empty"),
+                        ));
+                    }
+                },
+                None => match &shared {
+                    Some(key) => key.clone(),
+                    None => {
+                        let key = self.shared_api_key(env)?;
+                        shared = Some(key.clone());
+                        key
+                    }
+                },
+            };
+            keys.insert(bot.uid.clone(), key);
+        }
+        Ok(keys)
+    }
+
+    fn shared_api_key(&self, env: &HashMap<String, String>) -> Result<SecretString, ConfigError> {
+        if let Some(path) = &self.api.key_file {
+            let key = std::fs::read_to_string(path).map_err(|err| {
+                ConfigError::new(
+                    "api.key_file",
+                    format!("cannot read {}: {err}", path.display()),
+                )
+            })?;
+            let key = key.trim();
+            if key.is_empty() {
+                return Err(ConfigError::new(
+                    "api.key_file",
+                    format!("{} is empty", path.display()),
+                ));
+            }
+            return Ok(SecretString::from(key.to_owned()));
+        }
+        match env.get(API_KEY_ENV).map(|key| key.trim()) {
+            Some(key) if !key.is_empty() => Ok(SecretString::from(key.to_owned())),
+            _ => Err(ConfigError::new(
+                API_KEY_ENV,
+                "not set (set it, or api.key_file, or a bot's api_key_env)",
+            )),
+        }
+    }
+}
+
+/// The `config` crate names the key in most of its messages; make them one line, with the
+/// setting first where we can find it.
+fn describe_load_error(err: config::ConfigError) -> ConfigError {
+    let text = err.to_string().replace('\n', " ");
+    match text.rsplit_once(" for key `") {
+        Some((problem, rest)) => {
+            let key = rest.split('`').next().unwrap_or(rest);
+            ConfigError::new(key, problem)
+        }
+        None => ConfigError::new("config", text),
+    }
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let sync = self.sync.validate()?;
+        Ok(Config {
+            database: self.database.validate(sync.max_concurrent_bots)?,
+            api: self.api.validate()?,
+            retry: self.retry.validate()?,
+            log: self.log.validate()?,
+            bots: validate_bots(self.bots)?,
+            sync,
+        })
+    }
+}
+
+impl RawDatabase {
+    fn validate(self, max_concurrent_bots: usize) -> Result<DatabaseSettings, ConfigError> {
+        let url = self
+            .url
+            .filter(|url| !url.trim().is_empty())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "database.url",
+                    "not set (set it in the file, or LEADSYNC__DATABASE__URL, or DATABASE_URL)",
+                )
+            })?;
+        // The URL may hold a password: describe it, never echo it.
+        match Url::parse(&url) {
+            Ok(parsed) if matches!(parsed.scheme(), "postgres" | "postgresql") => {}
+            Ok(parsed) => {
+                return Err(ConfigError::new(
+                    "database.url",
+                    format!(
+                        "scheme must be postgres:// or postgresql://, not {}://",
+                        parsed.scheme()
+                    ),
+                ));
+            }
+            Err(err) => {
+                return Err(ConfigError::new(
+                    "database.url",
+                    format!("not a valid URL ({err})"),
+                ));
+            }
+        }
+        // Each bot in flight holds one connection for its lock and needs at least one more.
+        let needed = max_concurrent_bots as u32 + 1;
+        if self.max_connections < needed {
+            return Err(ConfigError::new(
+                "database.max_connections",
+                format!(
+                    "{} is too few for sync.max_concurrent_bots = {max_concurrent_bots} (needs at least {needed})",
+                    self.max_connections
+                ),
+            ));
+        }
+        Ok(DatabaseSettings {
+            url: SecretString::from(url),
+            max_connections: self.max_connections,
+            acquire_timeout: Duration::from_secs(positive(
+                "database.acquire_timeout_secs",
+                self.acquire_timeout_secs,
+            )?),
+            migrate_on_start: self.migrate_on_start,
+        })
+    }
+}
+
+impl RawApi {
+    fn validate(self) -> Result<ApiSettings, ConfigError> {
+        let base_url = Url::parse(&self.base_url)
+            .map_err(|err| ConfigError::new("api.base_url", format!("not a valid URL ({err})")))?;
+        if !matches!(base_url.scheme(), "http" | "https") || base_url.cannot_be_a_base() {
+            return Err(ConfigError::new(
+                "api.base_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if base_url.query().is_some() || base_url.fragment().is_some() {
+            return Err(ConfigError::new(
+                "api.base_url",
+                "must not have a query or fragment",
+            ));
+        }
+        if !(1..=1000).contains(&self.page_size) {
+            return Err(ConfigError::new(
+                "api.page_size",
+                format!("{} is outside 1..=1000", self.page_size),
+            ));
+        }
+        Ok(ApiSettings {
+            client: ClientSettings {
+                base_url,
+                timeout: Duration::from_secs(positive("api.timeout_secs", self.timeout_secs)?),
+                connect_timeout: Duration::from_secs(positive(
+                    "api.connect_timeout_secs",
+                    self.connect_timeout_secs,
+                )?),
+            },
+            page_size: self.page_size,
+            key_file: self.key_file,
+        })
+    }
+}
+
+impl RawRetry {
+    fn validate(self) -> Result<RetryPolicy, ConfigError> {
+        if !(1..=100).contains(&self.max_attempts) {
+            return Err(ConfigError::new(
+                "retry.max_attempts",
+                format!("{} is outside 1..=100", self.max_attempts),
+            ));
+        }
+        if self.initial_delay_ms > self.max_delay_ms {
+            return Err(ConfigError::new(
+                "retry.initial_delay_ms",
+                format!(
+                    "{} is more than retry.max_delay_ms ({})",
+                    self.initial_delay_ms, self.max_delay_ms
+                ),
+            ));
+        }
+        Ok(RetryPolicy {
+            max_attempts: self.max_attempts,
+            initial_delay: Duration::from_millis(self.initial_delay_ms),
+            max_delay: Duration::from_millis(self.max_delay_ms),
+            max_retry_after: Duration::from_secs(self.max_retry_after_secs),
+        })
+    }
+}
+
+impl RawSync {
+    fn validate(self) -> Result<SyncSettings, ConfigError> {
+        let backfill_from = match self.backfill_from.as_deref().map(str::trim) {
+            None | Some("") => ALL_HISTORY_FROM,
+            Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+                ConfigError::new(
+                    "sync.backfill_from",
+                    format!("{text:?} is not a date like 2023-01-01"),
+                )
+            })?,
+        };
+        if self.lookback_days > 3650 {
+            return Err(ConfigError::new(
+                "sync.lookback_days",
+                format!("{} is more than 3650", self.lookback_days),
+            ));
+        }
+        if self.max_window_leads == 0 {
+            return Err(ConfigError::new(
+                "sync.max_window_leads",
+                "must be at least 1",
+            ));
+        }
+        if self.max_window_rereads > 10 {
+            return Err(ConfigError::new(
+                "sync.max_window_rereads",
+                format!("{} is more than 10", self.max_window_rereads),
+            ));
+        }
+        if !(1..=256).contains(&self.max_concurrent_bots) {
+            return Err(ConfigError::new(
+                "sync.max_concurrent_bots",
+                format!("{} is outside 1..=256", self.max_concurrent_bots),
+            ));
+        }
+        Ok(SyncSettings {
+            plan: PlanSettings {
+                backfill_from,
+                lookback_days: self.lookback_days,
+            },
+            max_window_leads: self.max_window_leads,
+            max_window_rereads: self.max_window_rereads,
+            max_concurrent_bots: self.max_concurrent_bots,
+        })
+    }
+}
+
+impl RawLog {
+    fn validate(self) -> Result<LogSettings, ConfigError> {
+        tracing_subscriber::EnvFilter::try_new(&self.filter)
+            .map_err(|err| ConfigError::new("log.filter", format!("invalid filter ({err})")))?;
+        Ok(LogSettings {
+            format: self.format,
+            filter: self.filter,
+        })
+    }
+}
+
+fn validate_bots(raw: Vec<RawBot>) -> Result<Vec<BotSettings>, ConfigError> {
+    if raw.is_empty() {
+        return Err(ConfigError::new(
+            "bots",
+            "no bot configured (add a [[bots]] table with a uid)",
+        ));
+    }
+    let mut bots: Vec<BotSettings> = Vec::with_capacity(raw.len());
+    for (index, bot) in raw.into_iter().enumerate() {
+        let uid = BotUid::parse(bot.uid.trim()).map_err(|err| {
+            ConfigError::new(format!("bots[{index}].uid"), format!("{:?} {err}", bot.uid))
+        })?;
+        if let Some(first) = bots.iter().position(|other| other.uid == uid) {
+            return Err(ConfigError::new(
+                format!("bots[{index}].uid"),
+                format!("{uid} is already configured as bots[{first}]"),
+            ));
+        }
+        if let Some(var) = &bot.api_key_env {
+            let valid = !var.is_empty()
+                && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !var.as_bytes()[0].is_ascii_digit();
+            if !valid {
+                return Err(ConfigError::new(
+                    format!("bots[{index}].api_key_env"),
+                    format!("{var:?} is not an environment variable name"),
+                ));
+            }
+        }
+        bots.push(BotSettings {
+            uid,
+            name: bot.name.filter(|name| !name.trim().is_empty()),
+            api_key_env: bot.api_key_env,
+        });
+    }
+    Ok(bots)
+}
+
+fn positive(setting: &str, value: u64) -> Result<u64, ConfigError> {
+    if value == 0 {
+        Err(ConfigError::new(setting, "must be at least 1"))
+    } else {
+        Ok(value)
+    }
+}

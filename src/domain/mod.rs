@@ -1,0 +1,14 @@
+//! The vocabulary of leadsync: bots, leads, and the arithmetic of sync windows.
+//!
+//! Depends on nothing else in the crate. Values here are already valid: the edges
+//! (config loading, the API client) parse into them, and nothing past the edge checks again.
+
+mod bot;
+mod lead;
+mod run_counts;
+mod window;
+
+pub use bot::{BotUid, InvalidBotUid};
+pub use lead::{Lead, RejectReason, RejectedLead};
+pub use run_counts::{RunCounts, UpsertCounts};
+pub use window::{DayRange, PlanSettings, SyncState, next_span_days, plan_run};

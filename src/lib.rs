@@ -1,0 +1,31 @@
+//! leadsync keeps a PostgreSQL copy of the leads that ChatofAI chatbots collect.
+//!
+//! The architecture, with arrows pointing one way:
+//!
+//! ```text
+//! main ─▶ app ─▶ sync ─▶ { chatof, store, domain, retry }
+//!          │              (one run for one bot: windows, pages, commits)
+//!          └─▶ demo ─▶ fake_api
+//! ```
+//!
+//! - [`domain`]: bots, leads, windows and the high-water mark; depends on nothing.
+//! - [`chatof`]: the API client (one attempt per call); wire types stay inside it.
+//! - [`retry`]: the one retry policy (transient vs permanent, backoff, `Retry-After`).
+//! - [`store`]: every SQL statement, the embedded migrations, the per-bot lock.
+//! - [`sync`]: one run of one bot; a public function tests call directly.
+//! - [`app`]: wires config, pool and clients for a command.
+//! - [`config`], [`telemetry`], [`events`]: settings, the log subscriber, the named log events.
+//! - [`fake_api`]: a model of ChatofAI over real HTTP, for tests, `demo` and `fake-api`.
+
+pub mod app;
+pub mod chatof;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod events;
+pub mod fake_api;
+pub mod retry;
+pub mod store;
+pub mod sync;
+pub mod telemetry;

@@ -1,0 +1,82 @@
+use sqlx::PgExecutor;
+
+use crate::domain::{BotUid, Lead, UpsertCounts};
+
+/// Upserts one page of leads in one statement, keyed on `conversation_uid`.
+///
+/// `leads` must not repeat a `conversation_uid` (Postgres refuses to touch a row twice in one
+/// statement): the caller deduplicates. A row whose content is the same as stored is not
+/// rewritten (the `IS DISTINCT FROM` guard: no dead tuple, no WAL, `last_changed_at` kept);
+/// it counts as unchanged.
+pub async fn upsert_leads(
+    executor: impl PgExecutor<'_>,
+    bot: &BotUid,
+    leads: &[&Lead],
+) -> Result<UpsertCounts, sqlx::Error> {
+    if leads.is_empty() {
+        return Ok(UpsertCounts::default());
+    }
+    let mut uids = Vec::with_capacity(leads.len());
+    let mut created = Vec::with_capacity(leads.len());
+    let mut names = Vec::with_capacity(leads.len());
+    let mut emails = Vec::with_capacity(leads.len());
+    let mut phones = Vec::with_capacity(leads.len());
+    let mut remarks = Vec::with_capacity(leads.len());
+    let mut raws = Vec::with_capacity(leads.len());
+    for lead in leads {
+        uids.push(lead.conversation_uid.as_str());
+        created.push(lead.created_at);
+        names.push(lead.name.as_deref());
+        emails.push(lead.email.as_deref());
+        phones.push(lead.phone.as_deref());
+        remarks.push(lead.remark.as_deref());
+        raws.push(&lead.raw);
+    }
+    let (inserted, updated): (i64, i64) = sqlx::query_as(
+        r#"
+        WITH incoming AS (
+            SELECT * FROM UNNEST($2::text[], $3::timestamptz[], $4::text[], $5::text[],
+                                 $6::text[], $7::text[], $8::jsonb[])
+                AS t(conversation_uid, created_at, name, email, phone, remark, raw)
+        ), written AS (
+            INSERT INTO leads AS l (conversation_uid, bot_uid, created_at, name, email, phone, remark, raw)
+            SELECT conversation_uid, $1, created_at, name, email, phone, remark, raw FROM incoming
+            ON CONFLICT (conversation_uid) DO UPDATE
+               SET bot_uid = EXCLUDED.bot_uid, created_at = EXCLUDED.created_at,
+                   name = EXCLUDED.name, email = EXCLUDED.email, phone = EXCLUDED.phone,
+                   remark = EXCLUDED.remark, raw = EXCLUDED.raw, last_changed_at = now()
+             WHERE (l.bot_uid, l.created_at, l.name, l.email, l.phone, l.remark, l.raw)
+                   IS DISTINCT FROM
+                   (EXCLUDED.bot_uid, EXCLUDED.created_at, EXCLUDED.name, EXCLUDED.email,
+                    EXCLUDED.phone, EXCLUDED.remark, EXCLUDED.raw)
+            -- xmax = 0 only on a freshly inserted row version.
+            RETURNING (xmax = 0) AS inserted
+        )
+        SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
+        "#,
+    )
+    .bind(bot.as_str())
+    .bind(&uids)
+    .bind(&created)
+    .bind(&names)
+    .bind(&emails)
+    .bind(&phones)
+    .bind(&remarks)
+    .bind(&raws)
+    .fetch_one(executor)
+    .await?;
+    let inserted = inserted as u64;
+    let updated = updated as u64;
+    Ok(UpsertCounts {
+        inserted,
+        updated,
+        unchanged: leads.len() as u64 - inserted - updated,
+    })
+}
+
+pub async fn count_leads(executor: impl PgExecutor<'_>, bot: &BotUid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM leads WHERE bot_uid = $1")
+        .bind(bot.as_str())
+        .fetch_one(executor)
+        .await
+}

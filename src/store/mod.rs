@@ -1,0 +1,70 @@
+//! All SQL lives here, as named functions over `impl PgExecutor`. Nothing outside this module
+//! writes a query.
+
+mod leads;
+mod locks;
+mod rejected;
+mod runs;
+mod sync_state;
+
+use std::{str::FromStr, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::{
+    ConnectOptions, Connection, PgConnection, PgPool,
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+pub use leads::{count_leads, upsert_leads};
+pub use locks::{BotLock, try_lock_bot};
+pub use rejected::record_rejected_leads;
+pub use runs::{RunStatus, abandon_unfinished_runs, finish_run, start_run};
+pub use sqlx::{Error as DbError, PgPool as Pool, Postgres, Transaction};
+pub use sync_state::{complete_window, load_sync_state};
+
+/// The schema, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!();
+
+pub fn connect_options(url: &SecretString) -> Result<PgConnectOptions, DbError> {
+    Ok(PgConnectOptions::from_str(url.expose_secret())?
+        .application_name("leadsync")
+        // Statement text is ours and carries no personal data, but keep the log quiet anyway.
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(5)))
+}
+
+/// A pool that connects lazily: a database that is down at start-up shows as an error on first
+/// use, with the setting named, instead of a hang.
+pub fn pool(options: PgConnectOptions, max_connections: u32, acquire_timeout: Duration) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
+        .connect_lazy_with(options)
+}
+
+/// Creates the database named in `options` if it does not exist yet (for `demo` and tests),
+/// connecting to the server's `postgres` database to do so. Returns whether it created it.
+pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<bool, DbError> {
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let mut admin = PgConnection::connect_with(&options.clone().database("postgres")).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        sqlx::query(&format!("CREATE DATABASE {quoted}"))
+            .execute(&mut admin)
+            .await?;
+    }
+    admin.close().await?;
+    Ok(!exists)
+}
+
+/// Applies pending migrations. Safe to run from several processes at once (sqlx takes an
+/// advisory lock).
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}

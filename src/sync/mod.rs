@@ -1,0 +1,10 @@
+//! One sync run for one bot: plan the days, cut them into windows, walk each window's pages,
+//! commit page by page, and move the high-water mark when a window is complete.
+
+mod error;
+mod fetch;
+mod run;
+mod window;
+
+pub use error::SyncError;
+pub use run::{RunOutcome, RunReport, SyncContext, sync_bot};

@@ -1,0 +1,210 @@
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tracing::{Instrument, field};
+use uuid::Uuid;
+
+use super::{SyncError, fetch::fetch_page, window::WindowReader};
+use crate::{
+    chatof::ChatofClient,
+    domain::{BotUid, DayRange, PlanSettings, RunCounts, next_span_days, plan_run},
+    events,
+    retry::RetryPolicy,
+    store::{self, Pool, RunStatus},
+};
+
+/// Everything a run needs besides the bot and its client.
+#[derive(Clone, Debug)]
+pub struct SyncContext {
+    pub pool: Pool,
+    pub retry: RetryPolicy,
+    pub page_size: u32,
+    pub plan: PlanSettings,
+    /// A window is cut down (by halving its days) until it holds at most this many leads.
+    pub max_window_leads: u64,
+    pub max_window_rereads: u32,
+}
+
+#[derive(Debug)]
+pub enum RunOutcome {
+    Succeeded,
+    /// Another process holds the bot's lock: it is syncing this bot right now.
+    Skipped,
+    Failed(SyncError),
+}
+
+/// What one run of one bot did.
+#[derive(Debug)]
+pub struct RunReport {
+    pub run_id: Uuid,
+    pub bot: BotUid,
+    pub outcome: RunOutcome,
+    pub counts: RunCounts,
+    pub high_water_mark: Option<DateTime<Utc>>,
+    pub elapsed: Duration,
+}
+
+/// Performs one sync run of `bot` and reports how it went. Never panics on API or database
+/// trouble: that is a `Failed` outcome, recorded in the run ledger when the database allows.
+///
+/// Dropping the future mid-run is safe: every page commits on its own, the high-water mark only
+/// moves with a window's last page, and the next run marks this one `abandoned`.
+pub async fn sync_bot(
+    ctx: &SyncContext,
+    bot: &BotUid,
+    client: &ChatofClient,
+    now: DateTime<Utc>,
+) -> RunReport {
+    let run_id = Uuid::now_v7();
+    let span =
+        tracing::info_span!("sync_run", bot_uid = %bot, run_id = %run_id, range = field::Empty);
+    let started = Instant::now();
+    let mut run = Run {
+        ctx,
+        bot,
+        client,
+        run_id,
+        counts: RunCounts::default(),
+        high_water_mark: None,
+    };
+    let outcome = run.execute(now).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let _entered = span.enter();
+    match &outcome {
+        RunOutcome::Succeeded => events::sync_run_finished(&run.counts, elapsed),
+        RunOutcome::Skipped => events::sync_run_skipped("locked_by_another_process"),
+        RunOutcome::Failed(err) => events::sync_run_failed(
+            err,
+            &err.kind(),
+            err.status(),
+            err.request_id(),
+            &run.counts,
+            elapsed,
+        ),
+    }
+    RunReport {
+        run_id,
+        bot: bot.clone(),
+        outcome,
+        counts: run.counts,
+        high_water_mark: run.high_water_mark,
+        elapsed,
+    }
+}
+
+struct Run<'a> {
+    ctx: &'a SyncContext,
+    bot: &'a BotUid,
+    client: &'a ChatofClient,
+    run_id: Uuid,
+    counts: RunCounts,
+    high_water_mark: Option<DateTime<Utc>>,
+}
+
+impl Run<'_> {
+    async fn execute(&mut self, now: DateTime<Utc>) -> RunOutcome {
+        let lock = match store::try_lock_bot(&self.ctx.pool, self.bot).await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => return RunOutcome::Skipped,
+            Err(err) => return RunOutcome::Failed(err.into()),
+        };
+        let outcome = match self.locked(now).await {
+            Ok(()) => RunOutcome::Succeeded,
+            Err(err) => {
+                let summary = format!("{}: {err}", err.kind());
+                let recorded = store::finish_run(
+                    &self.ctx.pool,
+                    self.run_id,
+                    RunStatus::Failed,
+                    &self.counts,
+                    self.high_water_mark,
+                    Some(&summary),
+                )
+                .await;
+                // The ledger is best effort when the database is what failed; the log has it.
+                drop(recorded);
+                RunOutcome::Failed(err)
+            }
+        };
+        // A failed unlock closes the session, which frees the lock anyway.
+        drop(lock.release().await);
+        outcome
+    }
+
+    async fn locked(&mut self, now: DateTime<Utc>) -> Result<(), SyncError> {
+        let pool = &self.ctx.pool;
+        let abandoned = store::abandon_unfinished_runs(pool, self.bot).await?;
+        if abandoned > 0 {
+            events::runs_abandoned(abandoned);
+        }
+        let state = store::load_sync_state(pool, self.bot).await?;
+        self.high_water_mark = state.high_water_mark;
+        let range = plan_run(state, self.ctx.plan, now);
+        tracing::Span::current().record(
+            "range",
+            field::display(format_args!("{}..{}", range.start, range.end)),
+        );
+        store::start_run(pool, self.run_id, self.bot, range, state.high_water_mark).await?;
+        events::sync_run_started(range, state.high_water_mark);
+
+        self.read_range(range).await?;
+
+        store::finish_run(
+            pool,
+            self.run_id,
+            RunStatus::Succeeded,
+            &self.counts,
+            self.high_water_mark,
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Cuts `range` into windows of at most `max_window_leads` leads (as far as whole days
+    /// allow) and reads them oldest first, so each completed window can move the high-water
+    /// mark. An empty stretch of history costs one request, however long it is.
+    async fn read_range(&mut self, range: DayRange) -> Result<(), SyncError> {
+        let mut remaining = Some(range);
+        let mut span_days = i64::MAX;
+        while let Some(rest) = remaining {
+            let mut window = rest.head(span_days);
+            let first_page = loop {
+                let page = self.fetch(window, 1).await?;
+                let too_big = page.total.unwrap_or(0) > self.ctx.max_window_leads;
+                let half = if too_big { window.first_half() } else { None };
+                events::window_sized(window, page.total, half.is_some());
+                match half {
+                    Some(half) => window = half,
+                    None => break page,
+                }
+            };
+            let total = first_page.total.unwrap_or(0);
+            let mut reader =
+                WindowReader::new(self.ctx, self.bot, self.client, self.run_id, window);
+            let hwm = reader.read(first_page, &mut self.counts).await?;
+            self.high_water_mark = self.high_water_mark.max(hwm);
+            self.counts.windows += 1;
+            span_days = next_span_days(window, total, self.ctx.max_window_leads);
+            remaining = rest.rest_after(window);
+        }
+        Ok(())
+    }
+
+    async fn fetch(
+        &mut self,
+        window: DayRange,
+        page: u32,
+    ) -> Result<crate::chatof::LeadsPage, SyncError> {
+        Ok(fetch_page(
+            self.client,
+            &self.ctx.retry,
+            self.bot,
+            window,
+            page,
+            self.ctx.page_size,
+            &mut self.counts,
+        )
+        .await?)
+    }
+}

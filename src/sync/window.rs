@@ -1,0 +1,208 @@
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{SyncError, fetch::fetch_page, run::SyncContext};
+use crate::{
+    chatof::{ChatofClient, LeadsPage},
+    domain::{BotUid, DayRange, Lead, RejectedLead, RunCounts},
+    events, store,
+};
+
+/// Reads one window page by page, committing each page in its own transaction.
+///
+/// The listing's order is undocumented and it is paged by offset, so the world can shift under
+/// us: a lead that arrives while we page pushes every later record one place down (we see one
+/// twice and miss the new one). So: read until a page comes back empty, or short with nothing
+/// missing; count the distinct records seen against the largest `total` the server reported;
+/// on a shortfall read the window again (bounded). Duplicates are harmless: the upsert keys on
+/// `conversation_uid`. Only the transaction of the window's final page moves the high-water mark.
+pub(super) struct WindowReader<'a> {
+    ctx: &'a SyncContext,
+    bot: &'a BotUid,
+    client: &'a ChatofClient,
+    run_id: Uuid,
+    window: DayRange,
+    /// The latest `created_at` among leads committed from this window, across re-reads.
+    newest: Option<DateTime<Utc>>,
+}
+
+/// What one pass over the window's pages saw.
+#[derive(Default)]
+struct Pass {
+    seen: HashSet<String>,
+    max_total: Option<u64>,
+    longest_page: usize,
+}
+
+impl Pass {
+    fn missing(&self) -> bool {
+        self.max_total
+            .is_some_and(|total| (self.seen.len() as u64) < total)
+    }
+
+    /// Past this many pages the listing cannot be what `total` says: stop rather than loop.
+    fn page_limit(&self) -> u32 {
+        match self.max_total {
+            Some(total) => {
+                let per_page = self.longest_page.max(1) as u64;
+                u32::try_from(total.div_ceil(per_page) + 2).unwrap_or(u32::MAX)
+            }
+            None => u32::MAX,
+        }
+    }
+}
+
+impl<'a> WindowReader<'a> {
+    pub(super) fn new(
+        ctx: &'a SyncContext,
+        bot: &'a BotUid,
+        client: &'a ChatofClient,
+        run_id: Uuid,
+        window: DayRange,
+    ) -> Self {
+        Self {
+            ctx,
+            bot,
+            client,
+            run_id,
+            window,
+            newest: None,
+        }
+    }
+
+    /// Reads the window, starting with its already fetched first page. Returns the window's
+    /// newest committed `created_at`.
+    pub(super) async fn read(
+        &mut self,
+        first_page: LeadsPage,
+        counts: &mut RunCounts,
+    ) -> Result<Option<DateTime<Utc>>, SyncError> {
+        let mut first_page = Some(first_page);
+        let mut reread = 0;
+        loop {
+            let mut pass = Pass::default();
+            let mut page_number = 1;
+            loop {
+                let page = match first_page.take() {
+                    Some(page) => page,
+                    None => self.fetch(page_number, counts).await?,
+                };
+                let is_last = self.take_in(&mut pass, &page, page_number);
+                let complete =
+                    is_last && (!pass.missing() || reread >= self.ctx.max_window_rereads);
+                self.commit_page(page, page_number, complete, counts)
+                    .await?;
+                if is_last {
+                    break;
+                }
+                page_number += 1;
+            }
+            let seen = pass.seen.len() as u64;
+            let total = pass.max_total.unwrap_or(seen);
+            if !pass.missing() {
+                return Ok(self.newest);
+            }
+            if reread >= self.ctx.max_window_rereads {
+                counts.incomplete_windows += 1;
+                events::window_incomplete(self.window, seen, total);
+                return Ok(self.newest);
+            }
+            reread += 1;
+            counts.rereads += 1;
+            events::window_reread(self.window, reread, seen, total);
+        }
+    }
+
+    /// Notes what `page` adds to the pass and says whether it is the listing's last page.
+    fn take_in(&self, pass: &mut Pass, page: &LeadsPage, page_number: u32) -> bool {
+        if let Some(total) = page.total {
+            pass.max_total = Some(pass.max_total.map_or(total, |max| max.max(total)));
+        }
+        pass.longest_page = pass.longest_page.max(page.records.len());
+        let mut new_records = 0;
+        for record in &page.records {
+            let key = match record {
+                Ok(lead) => lead.conversation_uid.clone(),
+                Err(rejected) => match &rejected.conversation_uid {
+                    Some(uid) => uid.clone(),
+                    None => format!("raw:{}", rejected.raw),
+                },
+            };
+            if pass.seen.insert(key) {
+                new_records += 1;
+            }
+        }
+        // Trust the page size the server reports; it may clamp what we asked for.
+        let page_size = page.page_size.unwrap_or(self.ctx.page_size) as usize;
+        let len = page.records.len();
+        len == 0
+            || (len < page_size && !pass.missing())
+            // A page of nothing but repeats: the server is not paging (or ignores `page`).
+            || (new_records == 0 && page_number > 1)
+            || page_number >= pass.page_limit()
+    }
+
+    async fn fetch(&self, page: u32, counts: &mut RunCounts) -> Result<LeadsPage, SyncError> {
+        Ok(fetch_page(
+            self.client,
+            &self.ctx.retry,
+            self.bot,
+            self.window,
+            page,
+            self.ctx.page_size,
+            counts,
+        )
+        .await?)
+    }
+
+    /// Stores one page in one transaction; the window's final page also moves the
+    /// high-water mark, in the same transaction, after every earlier page has committed.
+    async fn commit_page(
+        &mut self,
+        page: LeadsPage,
+        page_number: u32,
+        completes_window: bool,
+        counts: &mut RunCounts,
+    ) -> Result<(), SyncError> {
+        counts.pages += 1;
+        counts.fetched += page.records.len() as u64;
+        let mut latest: HashMap<&str, &Lead> = HashMap::with_capacity(page.records.len());
+        let mut rejected: Vec<&RejectedLead> = Vec::new();
+        for record in &page.records {
+            match record {
+                // Later copies win: a page may repeat a lead (the listing shifted).
+                Ok(lead) => {
+                    latest.insert(lead.conversation_uid.as_str(), lead);
+                }
+                Err(record) => rejected.push(record),
+            }
+        }
+        let leads: Vec<&Lead> = latest.into_values().collect();
+        let page_newest = leads.iter().map(|lead| lead.created_at).max();
+
+        let mut tx = self.ctx.pool.begin().await?;
+        let written = store::upsert_leads(&mut *tx, self.bot, &leads).await?;
+        counts.unchanged += (page.records.len() - rejected.len() - leads.len()) as u64;
+        store::record_rejected_leads(&mut *tx, self.bot, self.run_id, &rejected).await?;
+        let newest = self.newest.max(page_newest);
+        let stored_mark = if completes_window {
+            Some(store::complete_window(&mut *tx, self.bot, newest, self.window.end).await?)
+        } else {
+            None
+        };
+        tx.commit().await?;
+
+        *counts += written;
+        counts.rejected += rejected.len() as u64;
+        self.newest = newest;
+        for record in rejected {
+            events::lead_rejected(record, page_number);
+        }
+        if let Some(stored_mark) = stored_mark {
+            events::high_water_mark_advanced(self.window, stored_mark, self.window.end);
+        }
+        Ok(())
+    }
+}
