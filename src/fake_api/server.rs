@@ -139,10 +139,10 @@ async fn list_leads(
 ) -> Response {
     let world = &state.world;
     let received = recorded(&bot_uid, &query);
-    let hold_page = page_number(&query).unwrap_or(1);
     let sequence = world.begin_request(received);
 
-    if let Some(gate) = world.take_hold(&bot_uid, hold_page) {
+    let hold = page_number(&query).and_then(|page| world.take_hold(&bot_uid, page));
+    if let Some(gate) = hold {
         gate.mark_arrived();
         let mut shutdown = state.shutdown.clone();
         tokio::select! {
@@ -202,8 +202,9 @@ fn recorded(bot_uid: &str, query: &HashMap<String, String>) -> RecordedRequest {
     }
 }
 
+/// The page a hold applies to: 1 when absent, none when unparseable.
 fn page_number(query: &HashMap<String, String>) -> Option<u32> {
-    query.get("page").and_then(|v| v.parse().ok())
+    query.get("page").map_or(Some(1), |v| v.parse().ok())
 }
 
 /// Validates the query. Errors are the envelope message, e.g. "invalid start_date".

@@ -76,6 +76,11 @@ const OFFSETS_SECS: [i32; 5] = [0, 5 * 3600 + 1800, -8 * 3600, 14 * 3600, -12 * 
 /// An RFC 3339 time in `[from, to)` with an assorted offset (`Z` or a numeric
 /// one) and, a third of the time, microseconds.
 fn render_created_at(rng: &mut Rng, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    // PostgreSQL keeps microseconds: start on a whole microsecond so no lead carries more.
+    let from = match from.trunc_subsecs(6) {
+        whole if whole < from => whole + TimeDelta::microseconds(1),
+        whole => whole,
+    };
     let span_us = (to - from).num_microseconds().unwrap_or(i64::MAX);
     let exact = if span_us > 0 {
         from + TimeDelta::microseconds(rng.i64(0..span_us))

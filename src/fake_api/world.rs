@@ -10,7 +10,7 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, SubsecRound as _, Utc};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -62,8 +62,10 @@ pub struct FakeLead {
 }
 
 impl FakeLead {
-    /// A well-formed lead with plain ASCII text fields.
+    /// A well-formed lead with plain ASCII text fields. `created_at` is cut to whole
+    /// microseconds, the precision PostgreSQL keeps.
     pub fn new(bot_uid: &str, conversation_uid: &str, created_at: DateTime<FixedOffset>) -> Self {
+        let created_at = created_at.trunc_subsecs(6);
         let raw = serde_json::json!({
             "bot_uid": bot_uid,
             "conversation_uid": conversation_uid,

@@ -1,0 +1,278 @@
+use std::{collections::HashMap, str::FromStr};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use leadsync::{
+    app,
+    config::Config,
+    domain::BotUid,
+    fake_api::{FakeApi, TruthLead, World, WorldSettings},
+    sync::{RunOutcome, RunReport},
+};
+use sqlx::{Connection, PgConnection, PgPool, postgres::PgConnectOptions};
+
+pub const KEY: &str = "test-key";
+pub const BOT_A: &str = "86a2eb21-9711-4950-8ffd-50c04317956c";
+pub const BOT_B: &str = "3f1c9e04-5b7a-4d2e-9c61-0a8f2b7d4e19";
+
+/// The server the tests create their databases on.
+fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database of its own for one test, dropped when the test ends.
+pub struct TestDb {
+    pub pool: PgPool,
+    pub url: String,
+    name: String,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let server = server_url();
+        let mut admin = PgConnection::connect(&server).await.unwrap_or_else(|err| {
+            panic!(
+                "these tests need PostgreSQL: could not connect to {server} ({err}). \
+                 Start it, or set TEST_DATABASE_URL to a server where this role may CREATE DATABASE."
+            )
+        });
+        let name = format!("leadsync_test_{}", uuid::Uuid::now_v7().simple());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("CREATE DATABASE");
+        let options = PgConnectOptions::from_str(&server)
+            .expect("TEST_DATABASE_URL")
+            .database(&name);
+        let url = with_database(&server, &name);
+        let pool = PgPool::connect_with(options)
+            .await
+            .expect("connect to the test database");
+        TestDb { pool, url, name }
+    }
+}
+
+fn with_database(server: &str, name: &str) -> String {
+    let mut url = url::Url::parse(server).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(name);
+    url.to_string()
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                if let Ok(mut admin) = PgConnection::connect(&server_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// A test's world: its database, the fake API, and the config pointing one at the other.
+pub struct Harness {
+    pub db: TestDb,
+    pub api: FakeApi,
+    pub world: World,
+    pub bots: Vec<&'static str>,
+}
+
+impl Harness {
+    pub async fn start(settings: WorldSettings, bots: &[&'static str]) -> Harness {
+        let world = World::new(settings);
+        for bot in bots {
+            world.add_bot(bot, KEY);
+        }
+        let api = FakeApi::start(world.clone())
+            .await
+            .expect("start the fake API");
+        Harness {
+            db: TestDb::new().await,
+            api,
+            world,
+            bots: bots.to_vec(),
+        }
+    }
+
+    /// The config file a test would write: fast retries, small windows; `extra` is appended.
+    pub fn config_toml(&self, extra: &str) -> String {
+        let mut toml = format!(
+            "[database]\nurl = {:?}\nmax_connections = 6\n\
+             [api]\nbase_url = {:?}\npage_size = 50\ntimeout_secs = 10\n\
+             [retry]\nmax_attempts = 8\ninitial_delay_ms = 1\nmax_delay_ms = 5\nmax_retry_after_secs = 1\n\
+             [sync]\nbackfill_from = \"2022-01-01\"\nlookback_days = 2\nmax_window_leads = 400\n\
+             max_concurrent_bots = 2\n",
+            self.db.url,
+            self.api.base_url()
+        );
+        toml.push_str(extra);
+        for bot in &self.bots {
+            toml.push_str(&format!("[[bots]]\nuid = {bot:?}\n"));
+        }
+        toml
+    }
+
+    /// One `leadsync sync` pass, in-process.
+    pub async fn sync(&self) -> Vec<RunReport> {
+        self.sync_with(&[]).await
+    }
+
+    /// A pass with settings overridden the way an operator would: `LEADSYNC__SECTION__KEY`.
+    pub async fn sync_with(&self, overrides: &[(&str, &str)]) -> Vec<RunReport> {
+        let mut env: HashMap<String, String> = overrides
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect();
+        env.insert("CHATOFAI_API_KEY".to_owned(), KEY.to_owned());
+        let config = Config::from_toml(&self.config_toml(""), &env).expect("valid test config");
+        let keys = config.resolve_api_keys(&env).expect("keys");
+        let pool = app::connect(&config).expect("pool");
+        let mut reports = app::sync_once(&config, &pool, &keys, &[])
+            .await
+            .expect("sync pass");
+        pool.close().await;
+        reports.sort_by(|a, b| a.bot.cmp(&b.bot));
+        reports
+    }
+
+    pub async fn stored(&self, bot: &str) -> Vec<TruthLead> {
+        stored_leads(&self.db.pool, bot).await
+    }
+
+    /// Every bot's copy equals the fake's truth.
+    pub async fn assert_copy_is_exact(&self) {
+        for bot in &self.bots {
+            let truth = self.world.truth(bot);
+            let stored = self.stored(bot).await;
+            assert_eq!(stored.len(), truth.len(), "lead count of bot {bot}");
+            let differing = stored.iter().zip(&truth).find(|(s, t)| s != t);
+            // Print only the first difference: a whole table of leads helps nobody.
+            assert!(
+                differing.is_none(),
+                "bot {bot}: stored {:?} but the API has {:?}",
+                differing.map(|d| d.0),
+                differing.map(|d| d.1)
+            );
+        }
+    }
+
+    pub async fn high_water_mark(&self, bot: &str) -> Option<DateTime<Utc>> {
+        sqlx::query_scalar("SELECT high_water_mark FROM sync_state WHERE bot_uid = $1")
+            .bind(bot)
+            .fetch_optional(&self.db.pool)
+            .await
+            .expect("query sync_state")
+            .flatten()
+    }
+}
+
+/// conversation_uid, bot_uid, created_at, name, email, phone, remark
+type LeadRow = (
+    String,
+    String,
+    DateTime<Utc>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+pub async fn stored_leads(pool: &PgPool, bot: &str) -> Vec<TruthLead> {
+    let rows: Vec<LeadRow> = sqlx::query_as(
+        "SELECT conversation_uid, bot_uid, created_at, name, email, phone, remark
+               FROM leads WHERE bot_uid = $1 ORDER BY conversation_uid",
+    )
+    .bind(bot)
+    .fetch_all(pool)
+    .await
+    .expect("query leads");
+    rows.into_iter()
+        .map(
+            |(conversation_uid, bot_uid, created_at, name, email, phone, remark)| TruthLead {
+                conversation_uid,
+                bot_uid,
+                created_at,
+                name,
+                email,
+                phone,
+                remark,
+            },
+        )
+        .collect()
+}
+
+pub fn days_ago(days: i64) -> DateTime<Utc> {
+    Utc::now() - TimeDelta::days(days)
+}
+
+pub fn assert_all_succeeded(reports: &[RunReport]) {
+    for report in reports {
+        assert!(
+            matches!(report.outcome, RunOutcome::Succeeded),
+            "bot {} did not succeed: {:?}",
+            report.bot,
+            report.outcome
+        );
+    }
+}
+
+pub fn report_for<'a>(reports: &'a [RunReport], bot: &str) -> &'a RunReport {
+    let uid = BotUid::parse(bot).expect("bot uid");
+    reports
+        .iter()
+        .find(|report| report.bot == uid)
+        .expect("a report for the bot")
+}
+
+/// A config file on disk, removed when dropped.
+pub struct ConfigFile(std::path::PathBuf);
+
+impl ConfigFile {
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+pub fn write_config(text: &str) -> ConfigFile {
+    let path = std::env::temp_dir().join(format!(
+        "leadsync-test-{}.toml",
+        uuid::Uuid::now_v7().simple()
+    ));
+    std::fs::write(&path, text).expect("write the config file");
+    ConfigFile(path)
+}
+
+/// A killed process's session, and its advisory lock, end when the server notices the closed
+/// socket: wait for that (bounded), so the next run is not skipped as "locked".
+pub async fn wait_for_bot_locks_released(pool: &PgPool) {
+    for _ in 0..20_000 {
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+              WHERE l.locktype = 'advisory' AND d.datname = current_database()",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("query pg_locks");
+        if held == 0 {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("an advisory lock is still held after the process that took it died");
+}

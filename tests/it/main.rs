@@ -1,0 +1,11 @@
+//! Integration tests: a fresh PostgreSQL database per test and the fake ChatofAI API over real
+//! HTTP on a random port. No test sleeps: gates and signals order events.
+
+mod helpers;
+
+mod backfill;
+mod cli;
+mod faults;
+mod incremental;
+mod interruption;
+mod rejects;
