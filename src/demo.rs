@@ -17,24 +17,22 @@ use crate::{
 
 pub const DEMO_API_KEY: &str = "demo-key";
 
-/// (uid, name, leads, days of history)
-const DEMO_BOTS: [(&str, &str, usize, i64); 3] = [
-    (
-        "86a2eb21-9711-4950-8ffd-50c04317956c",
-        "Website support",
-        1_500,
-        120,
-    ),
-    (
-        "3f1c9e04-5b7a-4d2e-9c61-0a8f2b7d4e19",
-        "Pricing page",
-        600,
-        30,
-    ),
-    ("c0ffee00-1234-4abc-8def-0123456789ab", "Careers", 200, 700),
+/// The demo's bots: (name, leads, days of history). Each demo run gives them fresh uids, so
+/// every run starts with a real backfill, even into a database an earlier run filled.
+const DEMO_BOTS: [(&str, usize, i64); 3] = [
+    ("Website support", 1_500, 120),
+    ("Pricing page", 600, 30),
+    ("Careers", 200, 700),
 ];
 
-/// A world for `leadsync fake-api`: `bots` bots (the demo's uids first) with `leads` leads each
+/// Stable uids for `leadsync fake-api`, so a config file written once keeps working.
+const FAKE_API_BOT_UIDS: [&str; 3] = [
+    "86a2eb21-9711-4950-8ffd-50c04317956c",
+    "3f1c9e04-5b7a-4d2e-9c61-0a8f2b7d4e19",
+    "c0ffee00-1234-4abc-8def-0123456789ab",
+];
+
+/// A world for `leadsync fake-api`: `bots` bots (three well-known uids first) with `leads` leads each
 /// over the last `days` days. Returns the world and the bot uids.
 pub fn fake_api_world(
     bots: usize,
@@ -46,9 +44,9 @@ pub fn fake_api_world(
     let world = World::new(WorldSettings::default());
     let uids: Vec<String> = (0..bots)
         .map(|index| {
-            DEMO_BOTS
+            FAKE_API_BOT_UIDS
                 .get(index)
-                .map_or_else(|| format!("bot-{index:04}"), |(uid, ..)| (*uid).to_owned())
+                .map_or_else(|| format!("bot-{index:04}"), |uid| (*uid).to_owned())
         })
         .collect();
     for (index, uid) in uids.iter().enumerate() {
@@ -82,8 +80,13 @@ pub async fn run_demo(database_url: &str, fault_rate: f64) -> anyhow::Result<()>
     })?;
 
     let world = World::new(WorldSettings::default());
-    for (seed, (uid, _, leads, days)) in DEMO_BOTS.iter().enumerate() {
-        populate(&world, uid, DEMO_API_KEY, *leads, *days, seed as u64 + 7);
+    let uids: Vec<String> = DEMO_BOTS
+        .iter()
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
+    let seed = Utc::now().timestamp_micros() as u64;
+    for (index, (uid, (_, leads, days))) in uids.iter().zip(DEMO_BOTS).enumerate() {
+        populate(&world, uid, DEMO_API_KEY, leads, days, seed + index as u64);
     }
     world.set_random_faults(fault_rate.clamp(0.0, 0.9), 2024);
     let api = FakeApi::start(world.clone())
@@ -96,7 +99,7 @@ pub async fn run_demo(database_url: &str, fault_rate: f64) -> anyhow::Result<()>
          [sync]\nbackfill_from = \"2020-01-01\"\nmax_window_leads = 1000\n",
         api.base_url()
     );
-    for (uid, name, ..) in DEMO_BOTS {
+    for (uid, (name, ..)) in uids.iter().zip(DEMO_BOTS) {
         toml.push_str(&format!("[[bots]]\nuid = {uid:?}\nname = {name:?}\n"));
     }
     let env = HashMap::from([("CHATOFAI_API_KEY".to_owned(), DEMO_API_KEY.to_owned())]);
@@ -116,7 +119,7 @@ pub async fn run_demo(database_url: &str, fault_rate: f64) -> anyhow::Result<()>
 
     world.set_random_faults(0.0, 0);
     let now = Utc::now();
-    world.generate_leads(DEMO_BOTS[1].0, 5, now - TimeDelta::hours(2), now, 99);
+    world.generate_leads(&uids[1], 5, now - TimeDelta::hours(2), now, seed + 99);
     println!(
         "\n2) Five new leads arrive; the next sync reads only the days since the high-water mark:"
     );
@@ -125,7 +128,7 @@ pub async fn run_demo(database_url: &str, fault_rate: f64) -> anyhow::Result<()>
     api.stop().await;
 
     let mut all_match = true;
-    for (uid, ..) in DEMO_BOTS {
+    for uid in &uids {
         let truth = world.truth(uid).len() as i64;
         let stored = store::count_leads(&pool, &BotUid::parse(uid)?).await?;
         all_match &= truth == stored;
