@@ -245,7 +245,9 @@ impl Config {
         mut builder: config::ConfigBuilder<config::builder::DefaultState>,
         env: &HashMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        if let Some(url) = env.get("DATABASE_URL") {
+        // DATABASE_URL sits between the file and LEADSYNC__DATABASE__URL.
+        let prefixed_url = env.contains_key("LEADSYNC__DATABASE__URL");
+        if let Some(url) = env.get("DATABASE_URL").filter(|_| !prefixed_url) {
             builder = builder
                 .set_override("database.url", url.as_str())
                 .map_err(|err| ConfigError::new("DATABASE_URL", err.to_string()))?;
@@ -573,5 +575,156 @@ fn positive(setting: &str, value: u64) -> Result<u64, ConfigError> {
         Err(ConfigError::new(setting, "must be at least 1"))
     } else {
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str =
+        "[database]\nurl = \"postgres://u:secret-pw@db/leads\"\n[[bots]]\nuid = \"b-1\"\n";
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect()
+    }
+
+    fn error_of(toml: &str) -> ConfigError {
+        Config::from_toml(toml, &HashMap::new()).expect_err("invalid config")
+    }
+
+    #[test]
+    fn a_minimal_file_gets_safe_defaults() {
+        let config = Config::from_toml(MINIMAL, &HashMap::new()).expect("valid");
+        assert_eq!(config.api.client.base_url.as_str(), DEFAULT_BASE_URL);
+        assert_eq!(config.api.page_size, 100);
+        assert_eq!(config.sync.plan.backfill_from, ALL_HISTORY_FROM);
+        assert_eq!(config.sync.plan.lookback_days, 2);
+        assert_eq!(config.retry.max_attempts, 6);
+        assert_eq!(config.bots[0].uid.as_str(), "b-1");
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file() {
+        let config = Config::from_toml(
+            MINIMAL,
+            &env(&[
+                ("LEADSYNC__API__PAGE_SIZE", "25"),
+                ("LEADSYNC__SYNC__BACKFILL_FROM", "2024-02-01"),
+                ("DATABASE_URL", "postgres://other/db"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(config.api.page_size, 25);
+        assert_eq!(config.sync.plan.backfill_from.to_string(), "2024-02-01");
+        use secrecy::ExposeSecret as _;
+        assert_eq!(config.database.url.expose_secret(), "postgres://other/db");
+    }
+
+    #[test]
+    fn the_prefixed_database_url_wins_over_database_url() {
+        let config = Config::from_toml(
+            MINIMAL,
+            &env(&[
+                ("DATABASE_URL", "postgres://plain/db"),
+                ("LEADSYNC__DATABASE__URL", "postgres://prefixed/db"),
+            ]),
+        )
+        .expect("valid");
+        use secrecy::ExposeSecret as _;
+        assert_eq!(
+            config.database.url.expose_secret(),
+            "postgres://prefixed/db"
+        );
+    }
+
+    #[test]
+    fn each_invalid_setting_is_named() {
+        let cases = [
+            ("[api]\npage_size = 5000\n", "api.page_size"),
+            ("[api]\ntimeout_secs = 0\n", "api.timeout_secs"),
+            ("[retry]\nmax_attempts = 0\n", "retry.max_attempts"),
+            (
+                "[retry]\ninitial_delay_ms = 9000\nmax_delay_ms = 10\n",
+                "retry.initial_delay_ms",
+            ),
+            ("[sync]\nmax_window_leads = 0\n", "sync.max_window_leads"),
+            (
+                "[sync]\nmax_concurrent_bots = 20\n",
+                "database.max_connections",
+            ),
+            ("[log]\nformat = \"xml\"\n", "log.format"),
+            (
+                "[api]\nbase_url = \"https://x/api?key=1\"\n",
+                "api.base_url",
+            ),
+        ];
+        for (extra, setting) in cases {
+            let err = error_of(&format!("{MINIMAL}{extra}"));
+            assert!(
+                err.to_string().contains(setting),
+                "{err} should name {setting}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_by_name() {
+        let err = error_of(&format!("{MINIMAL}[sync]\nlookback = 3\n"));
+        assert!(err.to_string().contains("lookback"), "{err}");
+    }
+
+    #[test]
+    fn the_database_password_never_appears_in_an_error() {
+        let err =
+            error_of("[database]\nurl = \"mysql://u:secret-pw@db/x\"\n[[bots]]\nuid = \"b\"\n");
+        assert_eq!(err.setting, "database.url");
+        assert!(!err.to_string().contains("secret-pw"));
+    }
+
+    #[test]
+    fn api_keys_come_from_the_bot_variable_then_the_key_file_then_chatofai_api_key() {
+        let toml = "[database]\nurl = \"postgres://db/x\"\n[[bots]]\nuid = \"a\"\n\
+                    [[bots]]\nuid = \"b\"\napi_key_env = \"KEY_FOR_B\"\n";
+        let config = Config::from_toml(toml, &HashMap::new()).expect("valid");
+        let keys = config
+            .resolve_api_keys(&env(&[
+                ("CHATOFAI_API_KEY", "shared"),
+                ("KEY_FOR_B", "own"),
+            ]))
+            .expect("keys");
+        use secrecy::ExposeSecret as _;
+        assert_eq!(
+            keys[&BotUid::parse("a").expect("uid")].expose_secret(),
+            "shared"
+        );
+        assert_eq!(
+            keys[&BotUid::parse("b").expect("uid")].expose_secret(),
+            "own"
+        );
+
+        let err = config
+            .resolve_api_keys(&env(&[("CHATOFAI_API_KEY", "shared")]))
+            .expect_err("KEY_FOR_B is missing");
+        assert_eq!(err.setting, "bots[1].api_key_env");
+
+        let path = std::env::temp_dir().join(format!("leadsync-key-{}", uuid::Uuid::now_v7()));
+        std::fs::write(&path, "from-file\n").expect("write key file");
+        let toml = format!(
+            "{MINIMAL}[api]\nkey_file = {:?}\n",
+            path.display().to_string()
+        );
+        let config = Config::from_toml(&toml, &HashMap::new()).expect("valid");
+        let keys = config
+            .resolve_api_keys(&env(&[("CHATOFAI_API_KEY", "ignored")]))
+            .expect("keys");
+        assert_eq!(
+            keys[&BotUid::parse("b-1").expect("uid")].expose_secret(),
+            "from-file"
+        );
+        std::fs::remove_file(path).expect("remove key file");
     }
 }
