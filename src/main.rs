@@ -40,7 +40,8 @@ async fn run(cli: Cli) -> ExitCode {
             database_url,
             fault_rate,
         } => {
-            telemetry::init(LogFormat::Text, "warn");
+            // The run's info events (windows committed, runs finished) are the progress display.
+            telemetry::init(LogFormat::Text, "leadsync=info");
             finish(demo::run_demo(&database_url, fault_rate).await)
         }
         Command::FakeApi {

@@ -43,13 +43,14 @@ impl Pass {
     }
 
     /// Past this many pages the listing cannot be what `total` says: stop rather than loop.
+    /// A `total` already exceeded is plainly wrong, and bounds nothing.
     fn page_limit(&self) -> u32 {
         match self.max_total {
-            Some(total) => {
+            Some(total) if total >= self.seen.len() as u64 => {
                 let per_page = self.longest_page.max(1) as u64;
                 u32::try_from(total.div_ceil(per_page) + 2).unwrap_or(u32::MAX)
             }
-            None => u32::MAX,
+            _ => u32::MAX,
         }
     }
 }

@@ -141,8 +141,9 @@ async fn sync_exits_3_when_one_bot_fails_and_logs_json_without_secrets_or_person
 
 #[test]
 fn the_bundled_example_config_is_valid() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/leadsync.toml"))
-        .expect("config/leadsync.toml");
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/leadsync.toml"))
+            .expect("config/leadsync.toml");
     let config = leadsync::config::Config::from_toml(&text, &std::collections::HashMap::new())
         .expect("the example config is valid");
     assert_eq!(config.bots.len(), 2);
