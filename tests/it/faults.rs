@@ -76,6 +76,25 @@ async fn a_quarter_of_requests_failing_at_random_still_ends_exact() {
         .filter(|r| r.fault.is_some())
         .count();
     assert!(failed >= 10, "the faults were really injected ({failed})");
+
+    // Right after, an incremental run costs only a few requests per bot.
+    h.world.set_random_faults(0.0, 0);
+    h.world.clear_requests();
+    let reports = h.sync().await;
+    assert_all_succeeded(&reports);
+    for bot in [BOT_A, BOT_B] {
+        let requests = h
+            .world
+            .requests()
+            .iter()
+            .filter(|r| r.bot_uid == bot)
+            .count();
+        assert!(
+            requests <= 3,
+            "{requests} requests for an incremental run of {bot}"
+        );
+    }
+    h.assert_copy_is_exact().await;
 }
 
 #[tokio::test]
