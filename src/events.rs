@@ -9,7 +9,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::{
     chatof::ApiError,
-    domain::{DayRange, RejectedLead, RunCounts},
+    domain::{DayRange, RunCounts},
 };
 
 fn ms(duration: Duration) -> u64 {
@@ -73,13 +73,10 @@ pub fn request_retried(attempt: u64, err: &ApiError, delay: Duration) {
     );
 }
 
-pub fn lead_rejected(record: &RejectedLead, page: u32) {
-    warn!(
-        reason = record.reason.as_str(),
-        conversation_uid = record.conversation_uid.as_deref(),
-        page,
-        "lead_rejected"
-    );
+/// A malformed record kept aside for the first time (a record every run re-reads is reported
+/// once; `rejected_leads.times_seen` counts the rest).
+pub fn lead_rejected(reason: &str, conversation_uid: Option<&str>, page: u32) {
+    warn!(reason, conversation_uid, page, "lead_rejected");
 }
 
 pub fn window_reread(range: DayRange, attempt: u32, seen: u64, total: u64) {

@@ -5,14 +5,18 @@ use uuid::Uuid;
 
 use crate::domain::{BotUid, RejectedLead};
 
+/// A rejected record stored for the first time: (reason, conversation_uid).
+pub type NewRejection = (String, Option<String>);
+
 /// Keeps records that could not become leads, once per distinct payload per bot: a malformed
-/// record that every run re-reads bumps `times_seen` instead of piling up.
+/// record that every run re-reads bumps `times_seen` instead of piling up. Returns the ones
+/// seen for the first time, so they are reported once rather than on every run.
 pub async fn record_rejected_leads(
     executor: impl PgExecutor<'_>,
     bot: &BotUid,
     run_id: Uuid,
     rejected: &[&RejectedLead],
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<NewRejection>, sqlx::Error> {
     let mut seen = HashSet::new();
     let mut reasons = Vec::new();
     let mut uids = Vec::new();
@@ -26,15 +30,16 @@ pub async fn record_rejected_leads(
         }
     }
     if raws.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    sqlx::query(
+    let written: Vec<(bool, String, Option<String>)> = sqlx::query_as(
         r#"
         INSERT INTO rejected_leads AS r (bot_uid, last_run_id, reason, conversation_uid, raw)
         SELECT $1, $2, reason, conversation_uid, raw
           FROM UNNEST($3::text[], $4::text[], $5::jsonb[]) AS t(reason, conversation_uid, raw)
         ON CONFLICT (bot_uid, raw_md5) DO UPDATE
            SET last_seen_at = now(), times_seen = r.times_seen + 1, last_run_id = EXCLUDED.last_run_id
+        RETURNING (xmax = 0), reason, conversation_uid
         "#,
     )
     .bind(bot.as_str())
@@ -42,7 +47,11 @@ pub async fn record_rejected_leads(
     .bind(&reasons)
     .bind(&uids)
     .bind(&raws)
-    .execute(executor)
+    .fetch_all(executor)
     .await?;
-    Ok(())
+    Ok(written
+        .into_iter()
+        .filter(|(new, ..)| *new)
+        .map(|(_, reason, conversation_uid)| (reason, conversation_uid))
+        .collect())
 }

@@ -186,7 +186,8 @@ impl<'a> WindowReader<'a> {
         let mut tx = self.ctx.pool.begin().await?;
         let written = store::upsert_leads(&mut *tx, self.bot, &leads).await?;
         counts.unchanged += (page.records.len() - rejected.len() - leads.len()) as u64;
-        store::record_rejected_leads(&mut *tx, self.bot, self.run_id, &rejected).await?;
+        let first_seen =
+            store::record_rejected_leads(&mut *tx, self.bot, self.run_id, &rejected).await?;
         let newest = self.newest.max(page_newest);
         let stored_mark = if completes_window {
             Some(store::complete_window(&mut *tx, self.bot, newest, self.window.end).await?)
@@ -198,8 +199,8 @@ impl<'a> WindowReader<'a> {
         *counts += written;
         counts.rejected += rejected.len() as u64;
         self.newest = newest;
-        for record in rejected {
-            events::lead_rejected(record, page_number);
+        for (reason, conversation_uid) in &first_seen {
+            events::lead_rejected(reason, conversation_uid.as_deref(), page_number);
         }
         if let Some(stored_mark) = stored_mark {
             events::high_water_mark_advanced(self.window, stored_mark, self.window.end);
