@@ -1,18 +1,20 @@
 //! Wires the pieces for a command: the database pool, the API clients, the sync runs.
 
-use std::{collections::HashMap, time::Instant};
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
 use futures_util::{StreamExt as _, stream};
 use secrecy::SecretString;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     chatof::ChatofClient,
     config::Config,
     domain::BotUid,
     events, store,
-    sync::{RunOutcome, RunReport, SyncContext, sync_bot},
+    sync::{RunOutcome, RunReport, RunRequest, SyncContext, sync_bot},
 };
 
 /// Connects to the database named in the config (lazily: nothing is sent yet).
@@ -35,60 +37,133 @@ pub async fn migrate(pool: &store::Pool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `leadsync sync`: one pass over the selected bots (all when `only` is empty), at most
-/// `sync.max_concurrent_bots` at a time. One bot failing does not stop the others.
+/// Everything needed to run syncs: the shared run context and one API client per bot.
+#[derive(Debug)]
+pub struct Syncer {
+    pub ctx: SyncContext,
+    clients: HashMap<BotUid, ChatofClient>,
+    max_concurrent_bots: usize,
+}
+
+impl Syncer {
+    pub fn new(
+        config: &Config,
+        pool: &store::Pool,
+        keys: &HashMap<BotUid, SecretString>,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let base = ChatofClient::new(&config.api.client, SecretString::from(String::new()))
+            .context("building the HTTP client")?;
+        let clients = config
+            .bots
+            .iter()
+            .map(|bot| {
+                let key = keys
+                    .get(&bot.uid)
+                    .cloned()
+                    .context("no API key for a bot")?;
+                Ok((bot.uid.clone(), base.with_key(key)))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self {
+            ctx: SyncContext {
+                pool: pool.clone(),
+                retry: config.retry,
+                page_size: config.api.page_size,
+                plan: config.sync.plan,
+                max_window_leads: config.sync.max_window_leads,
+                max_window_rereads: config.sync.max_window_rereads,
+                requests_in_flight: Arc::new(Semaphore::new(config.api.max_in_flight)),
+                cancel,
+            },
+            clients,
+            max_concurrent_bots: config.sync.max_concurrent_bots,
+        })
+    }
+
+    pub fn client(&self, bot: &BotUid) -> &ChatofClient {
+        self.clients
+            .get(bot)
+            .expect("a client for every configured bot")
+    }
+
+    /// One run of `bot`.
+    pub async fn run_bot(&self, bot: &BotUid, request: RunRequest) -> RunReport {
+        sync_bot(&self.ctx, bot, self.client(bot), request, Utc::now()).await
+    }
+
+    /// One run of each bot, at most `sync.max_concurrent_bots` at a time. One bot failing
+    /// does not stop the others.
+    pub async fn run_bots(&self, bots: &[BotUid], request: RunRequest) -> Vec<RunReport> {
+        let started = Instant::now();
+        let reports: Vec<RunReport> = stream::iter(bots)
+            .map(|bot| self.run_bot(bot, request))
+            .buffer_unordered(self.max_concurrent_bots)
+            .collect()
+            .await;
+        let (succeeded, failed, skipped) = tally(&reports);
+        events::sync_pass_finished(reports.len(), succeeded, failed, skipped, started.elapsed());
+        reports
+    }
+}
+
+/// `leadsync sync`: one pass over the selected bots (all when `only` is empty).
 pub async fn sync_once(
     config: &Config,
     pool: &store::Pool,
     keys: &HashMap<BotUid, SecretString>,
     only: &[BotUid],
+    cancel: CancellationToken,
 ) -> anyhow::Result<Vec<RunReport>> {
     if config.database.migrate_on_start {
         migrate(pool).await?;
     }
-    let started = Instant::now();
-    let ctx = SyncContext {
-        pool: pool.clone(),
-        retry: config.retry,
-        page_size: config.api.page_size,
-        plan: config.sync.plan,
-        max_window_leads: config.sync.max_window_leads,
-        max_window_rereads: config.sync.max_window_rereads,
-    };
-    let base_client = ChatofClient::new(&config.api.client, SecretString::from(String::new()))
-        .context("building the HTTP client")?;
-    let bots: Vec<(BotUid, ChatofClient)> = config
+    let syncer = Syncer::new(config, pool, keys, cancel)?;
+    let bots: Vec<BotUid> = config
         .bots
         .iter()
-        .filter(|bot| only.is_empty() || only.contains(&bot.uid))
-        .map(|bot| {
-            let key = keys
-                .get(&bot.uid)
-                .cloned()
-                .expect("a key was resolved for every bot");
-            (bot.uid.clone(), base_client.with_key(key))
-        })
+        .map(|bot| bot.uid.clone())
+        .filter(|uid| only.is_empty() || only.contains(uid))
         .collect();
-    let now = Utc::now();
-    let reports: Vec<RunReport> = stream::iter(bots.iter())
-        .map(|(bot, client)| sync_bot(&ctx, bot, client, now))
-        .buffer_unordered(config.sync.max_concurrent_bots)
-        .collect()
-        .await;
-    let (succeeded, failed, skipped) = tally(&reports);
-    events::sync_pass_finished(reports.len(), succeeded, failed, skipped, started.elapsed());
-    Ok(reports)
+    Ok(syncer.run_bots(&bots, RunRequest::SCHEDULED).await)
 }
 
-/// (succeeded, failed, skipped)
+/// (succeeded, failed, skipped); an interrupted run counts as failed (it did not finish).
 pub fn tally(reports: &[RunReport]) -> (usize, usize, usize) {
     reports
         .iter()
         .fold((0, 0, 0), |(ok, failed, skipped), report| {
             match report.outcome {
                 RunOutcome::Succeeded => (ok + 1, failed, skipped),
-                RunOutcome::Failed(_) => (ok, failed + 1, skipped),
+                RunOutcome::Failed(_) | RunOutcome::Interrupted => (ok, failed + 1, skipped),
                 RunOutcome::Skipped => (ok, failed, skipped + 1),
             }
         })
+}
+
+impl Syncer {
+    /// `verify` for one bot: the drifted days, and with `repair` a re-sync of just those days
+    /// (then a second look, whose drifts are returned).
+    pub async fn verify(
+        &self,
+        bot: &BotUid,
+        days: u32,
+        repair: bool,
+    ) -> Result<Vec<crate::ops::DayDrift>, crate::sync::SyncError> {
+        let today = Utc::now().date_naive();
+        let drifts = crate::ops::verify_bot(&self.ctx, self.client(bot), bot, days, today).await?;
+        if !repair || drifts.is_empty() {
+            events::verify_finished(bot, days, drifts.len(), false);
+            return Ok(drifts);
+        }
+        for range in crate::ops::repair_ranges(&drifts) {
+            let report = self.run_bot(bot, RunRequest::repair(range)).await;
+            if let RunOutcome::Failed(err) = report.outcome {
+                return Err(err);
+            }
+        }
+        let left = crate::ops::verify_bot(&self.ctx, self.client(bot), bot, days, today).await?;
+        events::verify_finished(bot, days, left.len(), true);
+        Ok(left)
+    }
 }

@@ -2,6 +2,8 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
+use chrono::NaiveDate;
+
 use clap::{Parser, Subcommand};
 
 pub const DEFAULT_DEMO_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/leadsync_demo";
@@ -36,6 +38,45 @@ pub enum Command {
         /// Sync only this bot (repeatable). It must be configured.
         #[arg(long = "bot", value_name = "UID")]
         bots: Vec<String>,
+    },
+    /// The daemon: sync every bot on its schedule, serve /healthz, /readyz and /metrics,
+    /// until SIGTERM or SIGINT.
+    Run,
+    /// Each bot's high-water mark, last run, lead count and last error.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the config, reach the database, report pending migrations, and make one
+    /// cheap authenticated request per bot. Exits non-zero if anything failed.
+    Check,
+    /// Re-read a range of days for one bot (after an outage, or to pick up edits older than
+    /// the lookback). Never moves the high-water mark backwards.
+    Backfill {
+        #[arg(long, value_name = "UID")]
+        bot: String,
+        /// First day, YYYY-MM-DD.
+        #[arg(long, value_name = "DATE")]
+        from: NaiveDate,
+        /// Last day, YYYY-MM-DD (default: today, UTC).
+        #[arg(long, value_name = "DATE")]
+        to: Option<NaiveDate>,
+    },
+    /// Prove the copy complete: for each of the last N days, compare the leads the API lists
+    /// with the rows stored. Exits non-zero if any day differs.
+    Verify {
+        /// Only this bot (default: all configured bots).
+        #[arg(long, value_name = "UID")]
+        bot: Option<String>,
+        #[arg(long, default_value_t = 7, value_name = "N")]
+        days: u32,
+        /// Re-sync the days that differ, then look again.
+        #[arg(long)]
+        repair: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// See it work: the bundled fake API, a real sync into Postgres, a summary. Needs no config.
     Demo {

@@ -3,6 +3,7 @@
 
 use std::{
     collections::HashMap,
+    net::SocketAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -16,6 +17,7 @@ use crate::{
     chatof::ClientSettings,
     domain::{BotUid, PlanSettings},
     retry::RetryPolicy,
+    schedule::Schedule,
     telemetry::LogFormat,
 };
 
@@ -47,8 +49,31 @@ pub struct Config {
     pub api: ApiSettings,
     pub retry: RetryPolicy,
     pub sync: SyncSettings,
+    pub http: HttpSettings,
+    pub shutdown: ShutdownSettings,
+    pub verify: VerifySettings,
     pub log: LogSettings,
     pub bots: Vec<BotSettings>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct HttpSettings {
+    /// `None`: no HTTP server (health and metrics off).
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ShutdownSettings {
+    /// How long in-flight runs get to commit their page and record themselves on SIGTERM.
+    pub grace: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct VerifySettings {
+    /// When the daemon verifies on its own; `None` (the default): never.
+    pub schedule: Option<Schedule>,
+    pub days: u32,
+    pub repair: bool,
 }
 
 #[derive(Debug)]
@@ -64,14 +89,20 @@ pub struct ApiSettings {
     pub client: ClientSettings,
     pub page_size: u32,
     pub key_file: Option<PathBuf>,
+    /// Requests in flight across all bots.
+    pub max_in_flight: usize,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct SyncSettings {
     pub plan: PlanSettings,
     pub max_window_leads: u64,
     pub max_window_rereads: u32,
     pub max_concurrent_bots: usize,
+    /// The daemon's default schedule (UTC).
+    pub schedule: Schedule,
+    /// The daemon syncs every bot once right at start-up.
+    pub run_at_start: bool,
 }
 
 #[derive(Debug)]
@@ -86,6 +117,15 @@ pub struct BotSettings {
     pub name: Option<String>,
     /// Environment variable holding this bot's API key, for multi-account setups.
     pub api_key_env: Option<String>,
+    /// Overrides `sync.schedule` for this bot.
+    pub schedule: Option<Schedule>,
+}
+
+impl Config {
+    /// The bot's schedule: its own, or the global one.
+    pub fn schedule_of<'a>(&'a self, bot: &'a BotSettings) -> &'a Schedule {
+        bot.schedule.as_ref().unwrap_or(&self.sync.schedule)
+    }
 }
 
 // ---- the file format, as written -----------------------------------------------------------
@@ -101,6 +141,12 @@ struct RawConfig {
     retry: RawRetry,
     #[serde(default)]
     sync: RawSync,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    shutdown: RawShutdown,
+    #[serde(default)]
+    verify: RawVerify,
     #[serde(default)]
     log: RawLog,
     #[serde(default)]
@@ -135,6 +181,7 @@ struct RawApi {
     timeout_secs: u64,
     connect_timeout_secs: u64,
     key_file: Option<PathBuf>,
+    max_in_flight: usize,
 }
 
 impl Default for RawApi {
@@ -145,6 +192,7 @@ impl Default for RawApi {
             timeout_secs: 30,
             connect_timeout_secs: 10,
             key_file: None,
+            max_in_flight: 8,
         }
     }
 }
@@ -177,6 +225,8 @@ struct RawSync {
     max_window_leads: u64,
     max_window_rereads: u32,
     max_concurrent_bots: usize,
+    schedule: String,
+    run_at_start: bool,
 }
 
 impl Default for RawSync {
@@ -187,6 +237,54 @@ impl Default for RawSync {
             max_window_leads: 5_000,
             max_window_rereads: 2,
             max_concurrent_bots: 4,
+            schedule: "0 */5 * * * *".into(),
+            run_at_start: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawHttp {
+    enabled: bool,
+    listen: String,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "0.0.0.0:8080".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawShutdown {
+    grace_secs: u64,
+}
+
+impl Default for RawShutdown {
+    fn default() -> Self {
+        Self { grace_secs: 30 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawVerify {
+    schedule: Option<String>,
+    days: u32,
+    repair: bool,
+}
+
+impl Default for RawVerify {
+    fn default() -> Self {
+        Self {
+            schedule: None,
+            days: 7,
+            repair: false,
         }
     }
 }
@@ -213,6 +311,7 @@ struct RawBot {
     uid: String,
     name: Option<String>,
     api_key_env: Option<String>,
+    schedule: Option<String>,
 }
 
 // ---- loading -------------------------------------------------------------------------------
@@ -351,6 +450,11 @@ impl RawConfig {
             database: self.database.validate(sync.max_concurrent_bots)?,
             api: self.api.validate()?,
             retry: self.retry.validate()?,
+            http: self.http.validate()?,
+            shutdown: ShutdownSettings {
+                grace: Duration::from_secs(self.shutdown.grace_secs),
+            },
+            verify: self.verify.validate()?,
             log: self.log.validate()?,
             bots: validate_bots(self.bots)?,
             sync,
@@ -444,6 +548,15 @@ impl RawApi {
             },
             page_size: self.page_size,
             key_file: self.key_file,
+            max_in_flight: match self.max_in_flight {
+                1..=1024 => self.max_in_flight,
+                other => {
+                    return Err(ConfigError::new(
+                        "api.max_in_flight",
+                        format!("{other} is outside 1..=1024"),
+                    ));
+                }
+            },
         })
     }
 }
@@ -517,6 +630,49 @@ impl RawSync {
             max_window_leads: self.max_window_leads,
             max_window_rereads: self.max_window_rereads,
             max_concurrent_bots: self.max_concurrent_bots,
+            schedule: Schedule::parse(&self.schedule)
+                .map_err(|problem| ConfigError::new("sync.schedule", problem))?,
+            run_at_start: self.run_at_start,
+        })
+    }
+}
+
+impl RawHttp {
+    fn validate(self) -> Result<HttpSettings, ConfigError> {
+        if !self.enabled {
+            return Ok(HttpSettings { listen: None });
+        }
+        let listen = self.listen.trim().parse().map_err(|_| {
+            ConfigError::new(
+                "http.listen",
+                format!("{:?} is not an address like 0.0.0.0:8080", self.listen),
+            )
+        })?;
+        Ok(HttpSettings {
+            listen: Some(listen),
+        })
+    }
+}
+
+impl RawVerify {
+    fn validate(self) -> Result<VerifySettings, ConfigError> {
+        if !(1..=366).contains(&self.days) {
+            return Err(ConfigError::new(
+                "verify.days",
+                format!("{} is outside 1..=366", self.days),
+            ));
+        }
+        let schedule = match self.schedule.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(
+                Schedule::parse(text)
+                    .map_err(|problem| ConfigError::new("verify.schedule", problem))?,
+            ),
+        };
+        Ok(VerifySettings {
+            schedule,
+            days: self.days,
+            repair: self.repair,
         })
     }
 }
@@ -561,10 +717,18 @@ fn validate_bots(raw: Vec<RawBot>) -> Result<Vec<BotSettings>, ConfigError> {
                 ));
             }
         }
+        let schedule =
+            match bot.schedule.as_deref() {
+                None => None,
+                Some(text) => Some(Schedule::parse(text).map_err(|problem| {
+                    ConfigError::new(format!("bots[{index}].schedule"), problem)
+                })?),
+            };
         bots.push(BotSettings {
             uid,
             name: bot.name.filter(|name| !name.trim().is_empty()),
             api_key_env: bot.api_key_env,
+            schedule,
         });
     }
     Ok(bots)

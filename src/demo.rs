@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use anyhow::Context as _;
 use chrono::{TimeDelta, Utc};
 use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     app,
@@ -114,7 +115,7 @@ pub async fn run_demo(database_url: &str, fault_rate: f64) -> anyhow::Result<()>
         options.get_database().unwrap_or("?")
     );
     println!("\n1) First sync (a backfill of all history):");
-    let first = app::sync_once(&config, &pool, &keys, &[]).await?;
+    let first = app::sync_once(&config, &pool, &keys, &[], CancellationToken::new()).await?;
     print_reports(&config, &first);
 
     world.set_random_faults(0.0, 0);
@@ -123,7 +124,7 @@ pub async fn run_demo(database_url: &str, fault_rate: f64) -> anyhow::Result<()>
     println!(
         "\n2) Five new leads arrive; the next sync reads only the days since the high-water mark:"
     );
-    let second = app::sync_once(&config, &pool, &keys, &[]).await?;
+    let second = app::sync_once(&config, &pool, &keys, &[], CancellationToken::new()).await?;
     print_reports(&config, &second);
     api.stop().await;
 
@@ -174,6 +175,7 @@ fn print_reports(config: &Config, reports: &[RunReport]) {
         let outcome = match &report.outcome {
             RunOutcome::Succeeded => "ok",
             RunOutcome::Skipped => "skipped",
+            RunOutcome::Interrupted => "stopped",
             RunOutcome::Failed(_) => "FAILED",
         };
         let c = &report.counts;

@@ -8,8 +8,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use tracing::{debug, error, info, warn};
 
 use crate::{
-    chatof::ApiError,
-    domain::{DayRange, RunCounts},
+    chatof::{ApiError, LeadsPage},
+    domain::{BotUid, DayRange, RunCounts},
+    metrics::{LeadLabels, RequestLabels, RunLabels, bot as bot_labels, metrics},
+    sync::SyncError,
 };
 
 fn ms(duration: Duration) -> u64 {
@@ -29,8 +31,51 @@ pub fn sync_run_started(range: DayRange, high_water_mark: Option<DateTime<Utc>>)
     );
 }
 
-pub fn sync_run_skipped(reason: &'static str) {
+pub fn sync_run_skipped(bot: &BotUid, reason: &'static str) {
+    count_run(bot, "skipped");
     warn!(reason, "sync_run_skipped");
+}
+
+fn count_run(bot: &BotUid, outcome: &'static str) {
+    metrics()
+        .runs
+        .get_or_create(&RunLabels {
+            bot_uid: bot.to_string(),
+            outcome,
+        })
+        .inc();
+}
+
+fn count_leads(bot: &BotUid, counts: &RunCounts) {
+    for (result, value) in [
+        ("inserted", counts.inserted),
+        ("updated", counts.updated),
+        ("unchanged", counts.unchanged),
+        ("rejected", counts.rejected),
+    ] {
+        metrics()
+            .leads
+            .get_or_create(&LeadLabels {
+                bot_uid: bot.to_string(),
+                result,
+            })
+            .inc_by(value);
+    }
+}
+
+/// Counts one attempt at a request, by HTTP status or transport failure (metrics only: the
+/// failures are logged by `request_retried` or the run's failure).
+pub fn api_request_completed(result: &Result<LeadsPage, ApiError>) {
+    let status = match result {
+        Ok(_) => "200".to_owned(),
+        Err(err) => err
+            .status()
+            .map_or_else(|| err.kind(), |status| status.as_u16().to_string()),
+    };
+    metrics()
+        .api_requests
+        .get_or_create(&RequestLabels { status })
+        .inc();
 }
 
 pub fn runs_abandoned(count: u64) {
@@ -62,6 +107,7 @@ pub fn page_fetched(
 }
 
 pub fn request_retried(attempt: u64, err: &ApiError, delay: Duration) {
+    metrics().retries.inc();
     warn!(
         attempt,
         error_kind = %err.kind(),
@@ -101,7 +147,24 @@ pub fn high_water_mark_advanced(
     );
 }
 
-pub fn sync_run_finished(counts: &RunCounts, elapsed: Duration) {
+pub fn sync_run_finished(
+    bot: &BotUid,
+    counts: &RunCounts,
+    high_water_mark: Option<DateTime<Utc>>,
+    elapsed: Duration,
+) {
+    count_run(bot, "succeeded");
+    count_leads(bot, counts);
+    let m = metrics();
+    m.run_duration.observe(elapsed.as_secs_f64());
+    let now = Utc::now();
+    m.last_success
+        .get_or_create(&bot_labels(bot.as_str()))
+        .set(now.timestamp_millis() as f64 / 1000.0);
+    if let Some(hwm) = high_water_mark {
+        let lag = (now - hwm).num_milliseconds().max(0) as f64 / 1000.0;
+        m.hwm_lag.get_or_create(&bot_labels(bot.as_str())).set(lag);
+    }
     info!(
         windows = counts.windows,
         pages = counts.pages,
@@ -119,19 +182,27 @@ pub fn sync_run_finished(counts: &RunCounts, elapsed: Duration) {
     );
 }
 
-pub fn sync_run_failed(
-    error: &dyn std::fmt::Display,
-    error_kind: &str,
-    status: Option<u16>,
-    request_id: Option<&str>,
-    counts: &RunCounts,
-    elapsed: Duration,
-) {
+pub fn sync_run_interrupted(bot: &BotUid, counts: &RunCounts, elapsed: Duration) {
+    count_run(bot, "interrupted");
+    count_leads(bot, counts);
+    warn!(
+        requests = counts.requests,
+        inserted = counts.inserted,
+        updated = counts.updated,
+        elapsed_ms = ms(elapsed),
+        "sync_run_interrupted"
+    );
+}
+
+pub fn sync_run_failed(bot: &BotUid, error: &SyncError, counts: &RunCounts, elapsed: Duration) {
+    count_run(bot, "failed");
+    count_leads(bot, counts);
+    metrics().run_duration.observe(elapsed.as_secs_f64());
     error!(
         error = %error,
-        error_kind,
-        status,
-        request_id,
+        error_kind = %error.kind(),
+        status = error.status(),
+        request_id = error.request_id(),
         requests = counts.requests,
         inserted = counts.inserted,
         updated = counts.updated,
@@ -155,4 +226,75 @@ pub fn sync_pass_finished(
         elapsed_ms = ms(elapsed),
         "sync_pass_finished"
     );
+}
+
+pub fn daemon_started(bots: usize, http: Option<std::net::SocketAddr>) {
+    info!(
+        bots,
+        http = http.map(|addr| addr.to_string()),
+        "daemon_started"
+    );
+}
+
+pub fn http_listening(addr: std::net::SocketAddr) {
+    info!(addr = %addr, "http_listening");
+}
+
+pub fn database_unavailable(attempt: u32, error: &dyn std::fmt::Display, retry_in: Duration) {
+    error!(attempt, error = %error, retry_in_ms = ms(retry_in), "database_unavailable");
+}
+
+pub fn sync_tick_skipped(bot: &BotUid) {
+    metrics()
+        .ticks_skipped
+        .get_or_create(&bot_labels(bot.as_str()))
+        .inc();
+    warn!(bot_uid = %bot, reason = "previous_run_active", "sync_tick_skipped");
+}
+
+pub fn schedule_stalled(job: &str, schedule: &str, due: DateTime<Utc>) {
+    error!(job, schedule, due = %due.to_rfc3339(), "schedule_stalled");
+}
+
+pub fn schedule_recovered(job: &str) {
+    info!(job, "schedule_recovered");
+}
+
+pub fn shutdown_requested(signal: &str) {
+    info!(signal, "shutdown_requested");
+}
+
+pub fn shutdown_forced(signal: &str) {
+    warn!(signal, "shutdown_forced");
+}
+
+pub fn shutdown_completed(runs_in_flight: usize, elapsed: Duration, grace_expired: bool) {
+    if grace_expired {
+        warn!(
+            runs_in_flight,
+            elapsed_ms = ms(elapsed),
+            "shutdown_grace_expired"
+        );
+    } else {
+        info!(elapsed_ms = ms(elapsed), "shutdown_completed");
+    }
+}
+
+pub fn verify_day_drifted(
+    bot: &BotUid,
+    day: NaiveDate,
+    api: usize,
+    stored: usize,
+    missing: usize,
+    extra: usize,
+) {
+    warn!(bot_uid = %bot, day = %day, api, stored, missing, extra, "verify_day_drifted");
+}
+
+pub fn verify_finished(bot: &BotUid, days: u32, drifted: usize, repaired: bool) {
+    metrics()
+        .verify_drifted_days
+        .get_or_create(&bot_labels(bot.as_str()))
+        .set(i64::try_from(drifted).unwrap_or(i64::MAX));
+    info!(bot_uid = %bot, days, drifted, repaired, "verify_finished");
 }

@@ -3,21 +3,24 @@
 
 use std::{collections::HashMap, process::ExitCode};
 
+use chrono::{Days, Utc};
 use clap::Parser as _;
 use leadsync::{
-    app,
+    app::{self, Syncer},
     cli::{Cli, Command},
     config::{Config, ConfigError},
-    demo,
-    domain::BotUid,
+    daemon, demo,
+    domain::{BotUid, DayRange},
     fake_api::FakeApi,
+    ops, shutdown,
+    sync::{RunOutcome, RunRequest},
     telemetry::{self, LogFormat},
 };
 
-/// Some bots failed while others succeeded.
-const EXIT_PARTIAL: u8 = 3;
 /// Everything failed, or something outside the bots did (database, migrations).
 const EXIT_FAILURE: u8 = 1;
+/// Some bots failed while others succeeded.
+const EXIT_PARTIAL: u8 = 3;
 /// The configuration is invalid (sysexits' EX_CONFIG); nothing was done.
 const EXIT_CONFIG: u8 = 78;
 
@@ -37,54 +40,93 @@ async fn run(cli: Cli) -> ExitCode {
     let env: HashMap<String, String> = std::env::vars().collect();
     match cli.command {
         Command::Demo {
-            database_url,
+            ref database_url,
             fault_rate,
         } => {
             // The run's info events (windows committed, runs finished) are the progress display.
             telemetry::init(LogFormat::Text, "leadsync=info");
-            finish(demo::run_demo(&database_url, fault_rate).await)
+            finish(demo::run_demo(database_url, fault_rate).await)
         }
         Command::FakeApi {
             listen,
             bots,
             leads,
             days,
-            api_key,
+            ref api_key,
             fault_rate,
             seed,
         } => {
             telemetry::init(LogFormat::Auto, "info");
-            finish(serve_fake_api(listen, bots, leads, days, &api_key, fault_rate, seed).await)
+            finish(serve_fake_api(listen, bots, leads, days, api_key, fault_rate, seed).await)
         }
-        Command::Migrate => {
-            let config = match load_config(&cli, &env) {
-                Ok(config) => config,
-                Err(code) => return code,
-            };
-            let result = async {
-                let pool = app::connect(&config)?;
-                app::migrate(&pool).await
-            };
-            finish(result.await)
-        }
-        Command::Sync { ref bots } => {
-            let config = match load_config(&cli, &env) {
-                Ok(config) => config,
-                Err(code) => return code,
-            };
-            let only = match selected_bots(&config, bots) {
-                Ok(only) => only,
-                Err(err) => return config_error(&err),
-            };
-            let keys = match config.resolve_api_keys(&env) {
+        _ => match Config::load(cli.config.as_deref(), &env) {
+            Ok(config) => {
+                telemetry::init(config.log.format, &config.log.filter);
+                with_config(&cli.command, &config, &env).await
+            }
+            Err(err) => config_error(&err),
+        },
+    }
+}
+
+async fn with_config(
+    command: &Command,
+    config: &Config,
+    env: &HashMap<String, String>,
+) -> ExitCode {
+    let pool = match app::connect(config) {
+        Ok(pool) => pool,
+        Err(err) => return finish::<()>(Err(err)),
+    };
+    match command {
+        Command::Migrate => finish(app::migrate(&pool).await),
+        Command::Status { json } => match ops::status(config, &pool, *json).await {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => finish::<()>(Err(err)),
+        },
+        _ => {
+            let keys = match config.resolve_api_keys(env) {
                 Ok(keys) => keys,
                 Err(err) => return config_error(&err),
             };
-            let result = async {
-                let pool = app::connect(&config)?;
-                app::sync_once(&config, &pool, &keys, &only).await
+            with_keys(command, config, &pool, &keys).await
+        }
+    }
+}
+
+async fn with_keys(
+    command: &Command,
+    config: &Config,
+    pool: &leadsync::store::Pool,
+    keys: &HashMap<BotUid, secrecy::SecretString>,
+) -> ExitCode {
+    if let Command::Check = command {
+        let (report, ok) = ops::check(config, pool, keys).await;
+        print!("{report}");
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_FAILURE)
+        };
+    }
+    let cancel = match shutdown::on_signals() {
+        Ok(cancel) => cancel,
+        Err(err) => return finish::<()>(Err(err.into())),
+    };
+    match command {
+        Command::Sync { bots } => {
+            let only: Vec<BotUid> = match bots
+                .iter()
+                .map(|name| configured_bot(config, name))
+                .collect()
+            {
+                Ok(only) => only,
+                Err(err) => return config_error(&err),
             };
-            match result.await {
+            match app::sync_once(config, pool, keys, &only, cancel).await {
                 Ok(reports) => match app::tally(&reports) {
                     (_, 0, _) => ExitCode::SUCCESS,
                     (0, _, 0) => ExitCode::from(EXIT_FAILURE),
@@ -93,28 +135,130 @@ async fn run(cli: Cli) -> ExitCode {
                 Err(err) => finish::<()>(Err(err)),
             }
         }
+        Command::Run => finish(daemon::run(config, keys, cancel).await),
+        Command::Backfill { bot, from, to } => {
+            let bot = match configured_bot(config, bot) {
+                Ok(bot) => bot,
+                Err(err) => return config_error(&err),
+            };
+            let last = to.unwrap_or_else(|| Utc::now().date_naive());
+            let Some(range) = DayRange::new(*from, last + Days::new(1)) else {
+                return config_error(&ConfigError {
+                    setting: "--from".into(),
+                    problem: format!("{from} is after --to {last}"),
+                });
+            };
+            let result = async {
+                if config.database.migrate_on_start {
+                    app::migrate(pool).await?;
+                }
+                let syncer = Syncer::new(config, pool, keys, cancel)?;
+                Ok(syncer.run_bot(&bot, RunRequest::backfill(range)).await)
+            };
+            match result.await {
+                Ok(report) => match report.outcome {
+                    RunOutcome::Succeeded => {
+                        let c = report.counts;
+                        println!(
+                            "backfill of {bot} {}..{}: {} requests, {} inserted, {} updated, {} unchanged, {} rejected",
+                            range.start,
+                            last,
+                            c.requests,
+                            c.inserted,
+                            c.updated,
+                            c.unchanged,
+                            c.rejected
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    RunOutcome::Skipped => {
+                        eprintln!("leadsync: {bot} is being synced by another process; try again");
+                        ExitCode::from(EXIT_FAILURE)
+                    }
+                    RunOutcome::Interrupted => ExitCode::from(EXIT_FAILURE),
+                    RunOutcome::Failed(err) => finish::<()>(Err(err.into())),
+                },
+                Err(err) => finish::<()>(Err(err)),
+            }
+        }
+        Command::Verify {
+            bot,
+            days,
+            repair,
+            json,
+        } => {
+            let bots = match bot {
+                Some(name) => match configured_bot(config, name) {
+                    Ok(bot) => vec![bot],
+                    Err(err) => return config_error(&err),
+                },
+                None => config.bots.iter().map(|bot| bot.uid.clone()).collect(),
+            };
+            verify(config, pool, keys, &bots, *days, *repair, *json, cancel).await
+        }
+        _ => unreachable!("handled above"),
     }
 }
 
-fn load_config(cli: &Cli, env: &HashMap<String, String>) -> Result<Config, ExitCode> {
-    let config = Config::load(cli.config.as_deref(), env).map_err(|err| config_error(&err))?;
-    telemetry::init(config.log.format, &config.log.filter);
-    Ok(config)
+#[allow(clippy::too_many_arguments)]
+async fn verify(
+    config: &Config,
+    pool: &leadsync::store::Pool,
+    keys: &HashMap<BotUid, secrecy::SecretString>,
+    bots: &[BotUid],
+    days: u32,
+    repair: bool,
+    json: bool,
+    cancel: tokio_util::sync::CancellationToken,
+) -> ExitCode {
+    let syncer = match Syncer::new(config, pool, keys, cancel) {
+        Ok(syncer) => syncer,
+        Err(err) => return finish::<()>(Err(err)),
+    };
+    let mut all = serde_json::Map::new();
+    let mut clean = true;
+    for bot in bots {
+        match syncer.verify(bot, days, repair).await {
+            Ok(drifts) => {
+                clean &= drifts.is_empty();
+                if json {
+                    all.insert(bot.to_string(), serde_json::json!(drifts));
+                } else if drifts.is_empty() {
+                    println!("{bot}: the last {days} days match the API");
+                } else {
+                    println!("{bot}: {} days differ from the API", drifts.len());
+                    for d in &drifts {
+                        println!(
+                            "  {}  api {}  stored {}  missing {}  extra {}",
+                            d.day, d.api, d.stored, d.missing, d.extra
+                        );
+                    }
+                }
+            }
+            Err(err) => {
+                clean = false;
+                eprintln!("leadsync: verify of {bot} failed: {err}");
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::Value::Object(all));
+    }
+    if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    }
 }
 
-fn selected_bots(config: &Config, names: &[String]) -> Result<Vec<BotUid>, ConfigError> {
-    names
-        .iter()
-        .map(|name| {
-            BotUid::parse(name)
-                .ok()
-                .filter(|uid| config.bots.iter().any(|bot| &bot.uid == uid))
-                .ok_or_else(|| ConfigError {
-                    setting: "--bot".into(),
-                    problem: format!("{name:?} is not a configured bot"),
-                })
+fn configured_bot(config: &Config, name: &str) -> Result<BotUid, ConfigError> {
+    BotUid::parse(name)
+        .ok()
+        .filter(|uid| config.bots.iter().any(|bot| &bot.uid == uid))
+        .ok_or_else(|| ConfigError {
+            setting: "--bot".into(),
+            problem: format!("{name:?} is not a configured bot"),
         })
-        .collect()
 }
 
 fn config_error(err: &ConfigError) -> ExitCode {

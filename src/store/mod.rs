@@ -5,6 +5,7 @@ mod leads;
 mod locks;
 mod rejected;
 mod runs;
+mod status;
 mod sync_state;
 
 use std::{str::FromStr, time::Duration};
@@ -19,8 +20,9 @@ use sqlx::{
 pub use leads::{count_leads, upsert_leads};
 pub use locks::{BotLock, try_lock_bot};
 pub use rejected::record_rejected_leads;
-pub use runs::{RunStatus, abandon_unfinished_runs, finish_run, start_run};
+pub use runs::{RunKind, RunStatus, abandon_unfinished_runs, finish_run, start_run};
 pub use sqlx::{Error as DbError, PgPool as Pool, Postgres, Transaction};
+pub use status::{BotStatus, bot_status, lead_keys_between};
 pub use sync_state::{complete_window, load_sync_state};
 
 /// The schema, embedded in the binary.
@@ -61,6 +63,25 @@ pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<bo
     }
     admin.close().await?;
     Ok(!exists)
+}
+
+/// The versions of the embedded migrations not applied yet (all of them on an empty database).
+pub async fn pending_migrations(pool: &PgPool) -> Result<Vec<i64>, DbError> {
+    let applied: Vec<i64> =
+        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(applied) => applied,
+            // 42P01 undefined_table: nothing was ever migrated here.
+            Err(sqlx::Error::Database(err)) if err.code().as_deref() == Some("42P01") => Vec::new(),
+            Err(err) => return Err(err),
+        };
+    Ok(MIGRATOR
+        .iter()
+        .map(|migration| migration.version)
+        .filter(|version| !applied.contains(version))
+        .collect())
 }
 
 /// Applies pending migrations. Safe to run from several processes at once (sqlx takes an

@@ -8,6 +8,8 @@ use crate::domain::{BotUid, DayRange, RunCounts};
 pub enum RunStatus {
     Succeeded,
     Failed,
+    /// Stopped by a shutdown between pages; what it committed stays.
+    Interrupted,
 }
 
 impl RunStatus {
@@ -15,6 +17,7 @@ impl RunStatus {
         match self {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
         }
     }
 }
@@ -35,19 +38,39 @@ pub async fn abandon_unfinished_runs(
     Ok(done.rows_affected())
 }
 
+/// What started a run, as the ledger's `kind` says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunKind {
+    Sync,
+    Backfill,
+    Repair,
+}
+
+impl RunKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sync => "sync",
+            Self::Backfill => "backfill",
+            Self::Repair => "repair",
+        }
+    }
+}
+
 pub async fn start_run(
     executor: impl PgExecutor<'_>,
     run_id: Uuid,
     bot: &BotUid,
+    kind: RunKind,
     range: DayRange,
     hwm_before: Option<DateTime<Utc>>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO sync_runs (run_id, bot_uid, status, range_start, range_end, hwm_before)
-         VALUES ($1, $2, 'running', $3, $4, $5)",
+        "INSERT INTO sync_runs (run_id, bot_uid, kind, status, range_start, range_end, hwm_before)
+         VALUES ($1, $2, $3, 'running', $4, $5, $6)",
     )
     .bind(run_id)
     .bind(bot.as_str())
+    .bind(kind.as_str())
     .bind(range.start)
     .bind(range.end)
     .bind(hwm_before)

@@ -7,6 +7,8 @@ pub enum SyncError {
     Api(#[from] ApiError),
     #[error("database error: {0}")]
     Database(#[from] DbError),
+    #[error("interrupted by shutdown")]
+    Interrupted,
 }
 
 impl SyncError {
@@ -15,20 +17,21 @@ impl SyncError {
         match self {
             Self::Api(err) => format!("api:{}", err.kind()),
             Self::Database(_) => "database".into(),
+            Self::Interrupted => "interrupted".into(),
         }
     }
 
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Api(err) => err.status().map(|status| status.as_u16()),
-            Self::Database(_) => None,
+            Self::Database(_) | Self::Interrupted => None,
         }
     }
 
     pub fn request_id(&self) -> Option<&str> {
         match self {
             Self::Api(err) => err.request_id(),
-            Self::Database(_) => None,
+            Self::Database(_) | Self::Interrupted => None,
         }
     }
 }

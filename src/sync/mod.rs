@@ -3,8 +3,10 @@
 
 mod error;
 mod fetch;
+mod listing;
 mod run;
 mod window;
 
 pub use error::SyncError;
-pub use run::{RunOutcome, RunReport, SyncContext, sync_bot};
+pub use listing::list_leads;
+pub use run::{RunOutcome, RunReport, RunRequest, SyncContext, sync_bot};

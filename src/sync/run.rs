@@ -1,6 +1,11 @@
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, Utc};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
 use uuid::Uuid;
 
@@ -10,7 +15,7 @@ use crate::{
     domain::{BotUid, DayRange, PlanSettings, RunCounts, next_span_days, plan_run},
     events,
     retry::RetryPolicy,
-    store::{self, Pool, RunStatus},
+    store::{self, Pool, RunKind, RunStatus},
 };
 
 /// Everything a run needs besides the bot and its client.
@@ -23,6 +28,39 @@ pub struct SyncContext {
     /// A window is cut down (by halving its days) until it holds at most this many leads.
     pub max_window_leads: u64,
     pub max_window_rereads: u32,
+    /// Caps the requests in flight across every bot of the process.
+    pub requests_in_flight: Arc<Semaphore>,
+    /// Cancelled on shutdown: runs stop between pages and record themselves `interrupted`.
+    pub cancel: CancellationToken,
+}
+
+/// What a run reads: the planned days (from the high-water mark), or a range chosen by an
+/// operator (`backfill`) or by `verify --repair`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunRequest {
+    pub kind: RunKind,
+    pub range: Option<DayRange>,
+}
+
+impl RunRequest {
+    pub const SCHEDULED: RunRequest = RunRequest {
+        kind: RunKind::Sync,
+        range: None,
+    };
+
+    pub fn backfill(range: DayRange) -> Self {
+        Self {
+            kind: RunKind::Backfill,
+            range: Some(range),
+        }
+    }
+
+    pub fn repair(range: DayRange) -> Self {
+        Self {
+            kind: RunKind::Repair,
+            range: Some(range),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -30,6 +68,8 @@ pub enum RunOutcome {
     Succeeded,
     /// Another process holds the bot's lock: it is syncing this bot right now.
     Skipped,
+    /// A shutdown stopped the run between pages; what it committed stays.
+    Interrupted,
     Failed(SyncError),
 }
 
@@ -53,11 +93,17 @@ pub async fn sync_bot(
     ctx: &SyncContext,
     bot: &BotUid,
     client: &ChatofClient,
+    request: RunRequest,
     now: DateTime<Utc>,
 ) -> RunReport {
     let run_id = Uuid::now_v7();
-    let span =
-        tracing::info_span!("sync_run", bot_uid = %bot, run_id = %run_id, range = field::Empty);
+    let span = tracing::info_span!(
+        "sync_run",
+        bot_uid = %bot,
+        run_id = %run_id,
+        kind = request.kind.as_str(),
+        range = field::Empty
+    );
     let started = Instant::now();
     let mut run = Run {
         ctx,
@@ -67,20 +113,16 @@ pub async fn sync_bot(
         counts: RunCounts::default(),
         high_water_mark: None,
     };
-    let outcome = run.execute(now).instrument(span.clone()).await;
+    let outcome = run.execute(request, now).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let _entered = span.enter();
     match &outcome {
-        RunOutcome::Succeeded => events::sync_run_finished(&run.counts, elapsed),
-        RunOutcome::Skipped => events::sync_run_skipped("locked_by_another_process"),
-        RunOutcome::Failed(err) => events::sync_run_failed(
-            err,
-            &err.kind(),
-            err.status(),
-            err.request_id(),
-            &run.counts,
-            elapsed,
-        ),
+        RunOutcome::Succeeded => {
+            events::sync_run_finished(bot, &run.counts, run.high_water_mark, elapsed);
+        }
+        RunOutcome::Skipped => events::sync_run_skipped(bot, "locked_by_another_process"),
+        RunOutcome::Interrupted => events::sync_run_interrupted(bot, &run.counts, elapsed),
+        RunOutcome::Failed(err) => events::sync_run_failed(bot, err, &run.counts, elapsed),
     }
     RunReport {
         run_id,
@@ -102,28 +144,34 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    async fn execute(&mut self, now: DateTime<Utc>) -> RunOutcome {
+    async fn execute(&mut self, request: RunRequest, now: DateTime<Utc>) -> RunOutcome {
         let lock = match store::try_lock_bot(&self.ctx.pool, self.bot).await {
             Ok(Some(lock)) => lock,
             Ok(None) => return RunOutcome::Skipped,
             Err(err) => return RunOutcome::Failed(err.into()),
         };
-        let outcome = match self.locked(now).await {
+        let outcome = match self.locked(request, now).await {
             Ok(()) => RunOutcome::Succeeded,
             Err(err) => {
-                let summary = format!("{}: {err}", err.kind());
+                let (status, summary) = match err {
+                    SyncError::Interrupted => (RunStatus::Interrupted, None),
+                    _ => (RunStatus::Failed, Some(format!("{}: {err}", err.kind()))),
+                };
                 let recorded = store::finish_run(
                     &self.ctx.pool,
                     self.run_id,
-                    RunStatus::Failed,
+                    status,
                     &self.counts,
                     self.high_water_mark,
-                    Some(&summary),
+                    summary.as_deref(),
                 )
                 .await;
                 // The ledger is best effort when the database is what failed; the log has it.
                 drop(recorded);
-                RunOutcome::Failed(err)
+                match err {
+                    SyncError::Interrupted => RunOutcome::Interrupted,
+                    err => RunOutcome::Failed(err),
+                }
             }
         };
         // A failed unlock closes the session, which frees the lock anyway.
@@ -131,7 +179,7 @@ impl Run<'_> {
         outcome
     }
 
-    async fn locked(&mut self, now: DateTime<Utc>) -> Result<(), SyncError> {
+    async fn locked(&mut self, request: RunRequest, now: DateTime<Utc>) -> Result<(), SyncError> {
         let pool = &self.ctx.pool;
         let abandoned = store::abandon_unfinished_runs(pool, self.bot).await?;
         if abandoned > 0 {
@@ -139,12 +187,22 @@ impl Run<'_> {
         }
         let state = store::load_sync_state(pool, self.bot).await?;
         self.high_water_mark = state.high_water_mark;
-        let range = plan_run(state, self.ctx.plan, now);
+        let range = request
+            .range
+            .unwrap_or_else(|| plan_run(state, self.ctx.plan, now));
         tracing::Span::current().record(
             "range",
             field::display(format_args!("{}..{}", range.start, range.end)),
         );
-        store::start_run(pool, self.run_id, self.bot, range, state.high_water_mark).await?;
+        store::start_run(
+            pool,
+            self.run_id,
+            self.bot,
+            request.kind,
+            range,
+            state.high_water_mark,
+        )
+        .await?;
         events::sync_run_started(range, state.high_water_mark);
 
         self.read_range(range).await?;
@@ -196,15 +254,14 @@ impl Run<'_> {
         window: DayRange,
         page: u32,
     ) -> Result<crate::chatof::LeadsPage, SyncError> {
-        Ok(fetch_page(
+        fetch_page(
+            self.ctx,
             self.client,
-            &self.ctx.retry,
             self.bot,
             window,
             page,
-            self.ctx.page_size,
             &mut self.counts,
         )
-        .await?)
+        .await
     }
 }

@@ -146,16 +146,7 @@ impl<'a> WindowReader<'a> {
     }
 
     async fn fetch(&self, page: u32, counts: &mut RunCounts) -> Result<LeadsPage, SyncError> {
-        Ok(fetch_page(
-            self.client,
-            &self.ctx.retry,
-            self.bot,
-            self.window,
-            page,
-            self.ctx.page_size,
-            counts,
-        )
-        .await?)
+        fetch_page(self.ctx, self.client, self.bot, self.window, page, counts).await
     }
 
     /// Stores one page in one transaction; the window's final page also moves the

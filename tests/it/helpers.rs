@@ -111,7 +111,8 @@ impl Harness {
              [api]\nbase_url = {:?}\npage_size = 50\ntimeout_secs = 10\n\
              [retry]\nmax_attempts = 8\ninitial_delay_ms = 1\nmax_delay_ms = 5\nmax_retry_after_secs = 1\n\
              [sync]\nbackfill_from = \"2022-01-01\"\nlookback_days = 2\nmax_window_leads = 400\n\
-             max_concurrent_bots = 2\n",
+             max_concurrent_bots = 2\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n[shutdown]\ngrace_secs = 10\n",
             self.db.url,
             self.api.base_url()
         );
@@ -137,9 +138,15 @@ impl Harness {
         let config = Config::from_toml(&self.config_toml(""), &env).expect("valid test config");
         let keys = config.resolve_api_keys(&env).expect("keys");
         let pool = app::connect(&config).expect("pool");
-        let mut reports = app::sync_once(&config, &pool, &keys, &[])
-            .await
-            .expect("sync pass");
+        let mut reports = app::sync_once(
+            &config,
+            &pool,
+            &keys,
+            &[],
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .expect("sync pass");
         pool.close().await;
         reports.sort_by(|a, b| a.bot.cmp(&b.bot));
         reports

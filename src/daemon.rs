@@ -1,0 +1,205 @@
+//! `leadsync run`: the long-running service. Waits for the database, serves health and
+//! metrics, triggers runs on schedule (never two of one bot at once), and drains on shutdown.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use chrono::Utc;
+use secrecy::SecretString;
+use tokio::{net::TcpListener, sync::Semaphore};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    app::{self, Syncer},
+    config::Config,
+    domain::BotUid,
+    events, http,
+    scheduler::{ScheduleHealth, Scheduler, Trigger, WATCHDOG_PERIOD},
+    store,
+    sync::RunRequest,
+};
+
+/// Runs the daemon until `cancel` fires, then drains within `shutdown.grace_secs`.
+pub async fn run(
+    config: &Config,
+    keys: &HashMap<BotUid, SecretString>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let pool = app::connect(config)?;
+    let schedule_health = Arc::new(OnceLock::new());
+    let http_stop = CancellationToken::new();
+    let mut http_addr = None;
+    let mut http_task = None;
+    if let Some(listen) = config.http.listen {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("http.listen: cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        events::http_listening(addr);
+        http_addr = Some(addr);
+        let state = http::HealthState {
+            pool: pool.clone(),
+            schedule: schedule_health.clone(),
+        };
+        http_task = Some(tokio::spawn(http::serve(
+            listener,
+            state,
+            http_stop.clone(),
+        )));
+    }
+
+    let ready = !config.database.migrate_on_start || wait_for_migrations(&pool, &cancel).await;
+    if ready {
+        let syncer = Arc::new(Syncer::new(config, &pool, keys, cancel.clone())?);
+        let runner = Arc::new(BotRunner::new(syncer, config));
+        let health = Arc::new(ScheduleHealth::default());
+        let scheduler = Scheduler::start(jobs(config, &runner), health.clone()).await?;
+        let _ = schedule_health.set(health.clone());
+        events::daemon_started(config.bots.len(), http_addr);
+        if config.sync.run_at_start {
+            for bot in &config.bots {
+                runner.trigger(&bot.uid);
+            }
+        }
+        watch_schedule(&health, &cancel).await;
+
+        let started = Instant::now();
+        scheduler.shutdown().await;
+        runner.tracker.close();
+        let grace_expired = tokio::time::timeout(config.shutdown.grace, runner.tracker.wait())
+            .await
+            .is_err();
+        events::shutdown_completed(runner.tracker.len(), started.elapsed(), grace_expired);
+    }
+    http_stop.cancel();
+    if let Some(task) = http_task {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+/// Applies migrations, retrying with backoff while the database is unreachable. `false` if a
+/// shutdown came first.
+async fn wait_for_migrations(pool: &store::Pool, cancel: &CancellationToken) -> bool {
+    let mut delay = Duration::from_secs(1);
+    for attempt in 1.. {
+        match app::migrate(pool).await {
+            Ok(()) => return true,
+            Err(err) => events::database_unavailable(attempt, &format!("{err:#}"), delay),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return false,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(60));
+    }
+    false
+}
+
+/// Checks the schedule every few seconds until shutdown.
+async fn watch_schedule(health: &ScheduleHealth, cancel: &CancellationToken) {
+    let mut period = tokio::time::interval(WATCHDOG_PERIOD);
+    period.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = period.tick() => { health.check(Utc::now()); }
+        }
+    }
+}
+
+fn jobs(
+    config: &Config,
+    runner: &Arc<BotRunner>,
+) -> Vec<(String, crate::schedule::Schedule, Trigger)> {
+    let mut jobs: Vec<(String, crate::schedule::Schedule, Trigger)> = config
+        .bots
+        .iter()
+        .map(|bot| {
+            let runner = runner.clone();
+            let uid = bot.uid.clone();
+            let trigger: Trigger = Arc::new(move || runner.trigger(&uid));
+            (
+                bot.uid.to_string(),
+                config.schedule_of(bot).clone(),
+                trigger,
+            )
+        })
+        .collect();
+    if let Some(schedule) = &config.verify.schedule {
+        let runner = runner.clone();
+        let (days, repair) = (config.verify.days, config.verify.repair);
+        let trigger: Trigger = Arc::new(move || runner.trigger_verify(days, repair));
+        jobs.push(("verify".to_owned(), schedule.clone(), trigger));
+    }
+    jobs
+}
+
+/// Starts runs on request: at most one per bot at a time (a tick that finds the bot's previous
+/// run still going is skipped and logged), at most `sync.max_concurrent_bots` at once.
+struct BotRunner {
+    syncer: Arc<Syncer>,
+    running: HashMap<BotUid, Arc<AtomicBool>>,
+    concurrency: Arc<Semaphore>,
+    tracker: TaskTracker,
+}
+
+impl BotRunner {
+    fn new(syncer: Arc<Syncer>, config: &Config) -> Self {
+        Self {
+            syncer,
+            running: config
+                .bots
+                .iter()
+                .map(|bot| (bot.uid.clone(), Arc::new(AtomicBool::new(false))))
+                .collect(),
+            concurrency: Arc::new(Semaphore::new(config.sync.max_concurrent_bots)),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    fn trigger(&self, bot: &BotUid) {
+        if self.syncer.ctx.cancel.is_cancelled() {
+            return;
+        }
+        let Some(running) = self.running.get(bot).cloned() else {
+            return;
+        };
+        if running.swap(true, Ordering::SeqCst) {
+            events::sync_tick_skipped(bot);
+            return;
+        }
+        let (syncer, concurrency, bot) =
+            (self.syncer.clone(), self.concurrency.clone(), bot.clone());
+        self.tracker.spawn(async move {
+            if let Ok(_slot) = concurrency.acquire().await
+                && !syncer.ctx.cancel.is_cancelled()
+            {
+                syncer.run_bot(&bot, RunRequest::SCHEDULED).await;
+            }
+            running.store(false, Ordering::SeqCst);
+        });
+    }
+
+    fn trigger_verify(&self, days: u32, repair: bool) {
+        let syncer = self.syncer.clone();
+        let bots: Vec<BotUid> = self.running.keys().cloned().collect();
+        self.tracker.spawn(async move {
+            for bot in bots {
+                if syncer.ctx.cancel.is_cancelled() {
+                    return;
+                }
+                if let Err(err) = syncer.verify(&bot, days, repair).await {
+                    tracing::error!(bot_uid = %bot, error = %err, "verify_failed");
+                }
+            }
+        });
+    }
+}

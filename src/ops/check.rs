@@ -1,0 +1,95 @@
+use std::{collections::HashMap, fmt::Write as _, time::Duration};
+
+use chrono::{Days, Utc};
+use secrecy::SecretString;
+
+use crate::{
+    chatof::{ChatofClient, LeadsQuery},
+    config::Config,
+    domain::{BotUid, DayRange},
+    store::{self, Pool},
+};
+
+/// `leadsync check`: the configuration is valid (it was loaded), the database answers, the
+/// schema state is known, and each bot's key works (one page of one lead per bot). Returns the
+/// report and whether everything passed.
+pub async fn check(
+    config: &Config,
+    pool: &Pool,
+    keys: &HashMap<BotUid, SecretString>,
+) -> (String, bool) {
+    let mut out = String::from("config: ok\n");
+    let mut ok = true;
+    match tokio::time::timeout(Duration::from_secs(10), store::pending_migrations(pool)).await {
+        Ok(Ok(pending)) => {
+            let _ = writeln!(out, "database: ok");
+            if pending.is_empty() {
+                let _ = writeln!(out, "migrations: up to date");
+            } else if config.database.migrate_on_start {
+                let _ = writeln!(
+                    out,
+                    "migrations: {} pending (applied at start: database.migrate_on_start = true)",
+                    pending.len()
+                );
+            } else {
+                ok = false;
+                let _ = writeln!(
+                    out,
+                    "migrations: FAILED: {} pending and database.migrate_on_start = false: run `leadsync migrate`",
+                    pending.len()
+                );
+            }
+        }
+        Ok(Err(err)) => {
+            ok = false;
+            let _ = writeln!(out, "database: FAILED: {err}");
+        }
+        Err(_) => {
+            ok = false;
+            let _ = writeln!(out, "database: FAILED: no answer within 10 s");
+        }
+    }
+    let base = match ChatofClient::new(&config.api.client, SecretString::from(String::new())) {
+        Ok(client) => client,
+        Err(err) => {
+            let _ = writeln!(out, "api: FAILED: cannot build the HTTP client: {err}");
+            return (out, false);
+        }
+    };
+    let today = Utc::now().date_naive();
+    let query = LeadsQuery {
+        range: DayRange::new(today, today + Days::new(1)),
+        page: 1,
+        page_size: 1,
+    };
+    for bot in &config.bots {
+        let Some(key) = keys.get(&bot.uid) else {
+            ok = false;
+            let _ = writeln!(out, "bot {}: FAILED: no API key", bot.uid);
+            continue;
+        };
+        match base
+            .with_key(key.clone())
+            .fetch_leads_page(&bot.uid, &query)
+            .await
+        {
+            Ok(page) => {
+                let _ = writeln!(
+                    out,
+                    "bot {}: ok ({} leads today{})",
+                    bot.uid,
+                    page.total
+                        .map_or_else(|| "?".to_owned(), |total| total.to_string()),
+                    page.request_id
+                        .map(|id| format!(", request_id {id}"))
+                        .unwrap_or_default()
+                );
+            }
+            Err(err) => {
+                ok = false;
+                let _ = writeln!(out, "bot {}: FAILED: {err}", bot.uid);
+            }
+        }
+    }
+    (out, ok)
+}

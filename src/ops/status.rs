@@ -1,0 +1,74 @@
+use std::fmt::Write as _;
+
+use anyhow::Context as _;
+
+use crate::{
+    config::Config,
+    store::{self, BotStatus, Pool},
+};
+
+/// `leadsync status`: the state of every configured bot, as a table or as JSON.
+pub async fn status(config: &Config, pool: &Pool, json: bool) -> anyhow::Result<String> {
+    let mut rows = Vec::with_capacity(config.bots.len());
+    for bot in &config.bots {
+        rows.push(
+            store::bot_status(pool, &bot.uid)
+                .await
+                .context("reading the sync state (is the schema migrated?)")?,
+        );
+    }
+    if json {
+        return Ok(serde_json::to_string_pretty(&rows)? + "\n");
+    }
+    Ok(table(config, &rows))
+}
+
+fn table(config: &Config, rows: &[BotStatus]) -> String {
+    let mut out = String::new();
+    for (bot, row) in config.bots.iter().zip(rows) {
+        let when = |at: Option<chrono::DateTime<chrono::Utc>>| {
+            at.map_or_else(
+                || "-".to_owned(),
+                |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            )
+        };
+        let _ = writeln!(
+            out,
+            "{}{}",
+            row.bot_uid,
+            bot.name
+                .as_ref()
+                .map(|name| format!(" ({name})"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(out, "  leads stored      {}", row.leads);
+        let _ = writeln!(out, "  high-water mark   {}", when(row.high_water_mark));
+        let _ = writeln!(
+            out,
+            "  last run          {} {} {}, started {}",
+            row.last_run_kind.as_deref().unwrap_or("-"),
+            row.last_run_status.as_deref().unwrap_or("never"),
+            row.last_run_id.map(|id| id.to_string()).unwrap_or_default(),
+            when(row.last_run_started_at)
+        );
+        if row.last_run_id.is_some() {
+            let _ = writeln!(
+                out,
+                "  last run counts   requests {} inserted {} updated {} unchanged {} rejected {}",
+                row.last_run_requests.unwrap_or(0),
+                row.last_run_inserted.unwrap_or(0),
+                row.last_run_updated.unwrap_or(0),
+                row.last_run_unchanged.unwrap_or(0),
+                row.last_run_rejected.unwrap_or(0)
+            );
+        }
+        let _ = writeln!(out, "  last success      {}", when(row.last_success_at));
+        let _ = writeln!(out, "  rejected records  {}", row.rejected);
+        let _ = writeln!(
+            out,
+            "  last error        {}",
+            row.last_error.as_deref().unwrap_or("-")
+        );
+    }
+    out
+}
