@@ -29,6 +29,15 @@ pub async fn try_lock_bot(pool: &PgPool, bot: &BotUid) -> Result<Option<BotLock>
 }
 
 impl BotLock {
+    /// The session holding the lock. A run does all its writes here: if the session dies (the
+    /// server restarted, an operator terminated it), the lock is gone too, and the run's next
+    /// statement fails instead of carrying on unprotected.
+    pub fn connection(&mut self) -> &mut sqlx::PgConnection {
+        self.connection
+            .as_mut()
+            .expect("the connection is only taken on release or drop")
+    }
+
     pub async fn release(mut self) -> Result<(), sqlx::Error> {
         if let Some(mut connection) = self.connection.take() {
             sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")

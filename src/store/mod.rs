@@ -12,7 +12,7 @@ use std::{str::FromStr, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{
-    ConnectOptions, Connection, PgConnection, PgPool,
+    ConnectOptions, Connection, PgPool,
     migrate::Migrator,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
@@ -21,7 +21,12 @@ pub use leads::{count_leads, upsert_leads};
 pub use locks::{BotLock, try_lock_bot};
 pub use rejected::record_rejected_leads;
 pub use runs::{RunKind, RunStatus, abandon_unfinished_runs, finish_run, start_run};
-pub use sqlx::{Error as DbError, PgPool as Pool, Postgres, Transaction};
+pub use sqlx::{Error as DbError, PgConnection, PgPool as Pool, Postgres, Transaction};
+
+/// Starts a transaction on `conn`.
+pub async fn begin(conn: &mut PgConnection) -> Result<Transaction<'_, Postgres>, DbError> {
+    Connection::begin(conn).await
+}
 pub use status::{BotStatus, bot_status, lead_keys_between};
 pub use sync_state::{complete_window, load_sync_state};
 

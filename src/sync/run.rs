@@ -15,7 +15,7 @@ use crate::{
     domain::{BotUid, DayRange, PlanSettings, RunCounts, next_span_days, plan_run},
     events,
     retry::RetryPolicy,
-    store::{self, Pool, RunKind, RunStatus},
+    store::{self, PgConnection, Pool, RunKind, RunStatus},
 };
 
 /// Everything a run needs besides the bot and its client.
@@ -145,12 +145,12 @@ struct Run<'a> {
 
 impl Run<'_> {
     async fn execute(&mut self, request: RunRequest, now: DateTime<Utc>) -> RunOutcome {
-        let lock = match store::try_lock_bot(&self.ctx.pool, self.bot).await {
+        let mut lock = match store::try_lock_bot(&self.ctx.pool, self.bot).await {
             Ok(Some(lock)) => lock,
             Ok(None) => return RunOutcome::Skipped,
             Err(err) => return RunOutcome::Failed(err.into()),
         };
-        let outcome = match self.locked(request, now).await {
+        let outcome = match self.locked(lock.connection(), request, now).await {
             Ok(()) => RunOutcome::Succeeded,
             Err(err) => {
                 let (status, summary) = match err {
@@ -179,13 +179,18 @@ impl Run<'_> {
         outcome
     }
 
-    async fn locked(&mut self, request: RunRequest, now: DateTime<Utc>) -> Result<(), SyncError> {
-        let pool = &self.ctx.pool;
-        let abandoned = store::abandon_unfinished_runs(pool, self.bot).await?;
+    /// The run proper, on the connection that holds the bot's lock.
+    async fn locked(
+        &mut self,
+        conn: &mut PgConnection,
+        request: RunRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(), SyncError> {
+        let abandoned = store::abandon_unfinished_runs(&mut *conn, self.bot).await?;
         if abandoned > 0 {
             events::runs_abandoned(abandoned);
         }
-        let state = store::load_sync_state(pool, self.bot).await?;
+        let state = store::load_sync_state(&mut *conn, self.bot).await?;
         self.high_water_mark = state.high_water_mark;
         let range = request
             .range
@@ -195,7 +200,7 @@ impl Run<'_> {
             field::display(format_args!("{}..{}", range.start, range.end)),
         );
         store::start_run(
-            pool,
+            &mut *conn,
             self.run_id,
             self.bot,
             request.kind,
@@ -205,10 +210,10 @@ impl Run<'_> {
         .await?;
         events::sync_run_started(range, state.high_water_mark);
 
-        self.read_range(range).await?;
+        self.read_range(conn, range).await?;
 
         store::finish_run(
-            pool,
+            &mut *conn,
             self.run_id,
             RunStatus::Succeeded,
             &self.counts,
@@ -222,7 +227,11 @@ impl Run<'_> {
     /// Cuts `range` into windows of at most `max_window_leads` leads (as far as whole days
     /// allow) and reads them oldest first, so each completed window can move the high-water
     /// mark. An empty stretch of history costs one request, however long it is.
-    async fn read_range(&mut self, range: DayRange) -> Result<(), SyncError> {
+    async fn read_range(
+        &mut self,
+        conn: &mut PgConnection,
+        range: DayRange,
+    ) -> Result<(), SyncError> {
         let mut remaining = Some(range);
         let mut span_days = i64::MAX;
         while let Some(rest) = remaining {
@@ -240,7 +249,7 @@ impl Run<'_> {
             let total = first_page.total.unwrap_or(0);
             let mut reader =
                 WindowReader::new(self.ctx, self.bot, self.client, self.run_id, window);
-            let hwm = reader.read(first_page, &mut self.counts).await?;
+            let hwm = reader.read(conn, first_page, &mut self.counts).await?;
             self.high_water_mark = self.high_water_mark.max(hwm);
             self.counts.windows += 1;
             span_days = next_span_days(window, total, self.ctx.max_window_leads);

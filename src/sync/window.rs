@@ -7,7 +7,8 @@ use super::{SyncError, fetch::fetch_page, run::SyncContext};
 use crate::{
     chatof::{ChatofClient, LeadsPage},
     domain::{BotUid, DayRange, Lead, RejectedLead, RunCounts},
-    events, store,
+    events,
+    store::{self, PgConnection},
 };
 
 /// Reads one window page by page, committing each page in its own transaction.
@@ -77,6 +78,7 @@ impl<'a> WindowReader<'a> {
     /// newest committed `created_at`.
     pub(super) async fn read(
         &mut self,
+        conn: &mut PgConnection,
         first_page: LeadsPage,
         counts: &mut RunCounts,
     ) -> Result<Option<DateTime<Utc>>, SyncError> {
@@ -93,7 +95,7 @@ impl<'a> WindowReader<'a> {
                 let is_last = self.take_in(&mut pass, &page, page_number);
                 let complete =
                     is_last && (!pass.missing() || reread >= self.ctx.max_window_rereads);
-                self.commit_page(page, page_number, complete, counts)
+                self.commit_page(conn, page, page_number, complete, counts)
                     .await?;
                 if is_last {
                     break;
@@ -153,6 +155,7 @@ impl<'a> WindowReader<'a> {
     /// high-water mark, in the same transaction, after every earlier page has committed.
     async fn commit_page(
         &mut self,
+        conn: &mut PgConnection,
         page: LeadsPage,
         page_number: u32,
         completes_window: bool,
@@ -174,7 +177,7 @@ impl<'a> WindowReader<'a> {
         let leads: Vec<&Lead> = latest.into_values().collect();
         let page_newest = leads.iter().map(|lead| lead.created_at).max();
 
-        let mut tx = self.ctx.pool.begin().await?;
+        let mut tx = store::begin(conn).await?;
         let written = store::upsert_leads(&mut *tx, self.bot, &leads).await?;
         counts.unchanged += (page.records.len() - rejected.len() - leads.len()) as u64;
         let first_seen =

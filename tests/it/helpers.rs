@@ -283,3 +283,124 @@ pub async fn wait_for_bot_locks_released(pool: &PgPool) {
     }
     panic!("an advisory lock is still held after the process that took it died");
 }
+
+/// A `leadsync` process whose JSON log lines the test can wait for, in order.
+pub struct Process {
+    child: std::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+    seen: Vec<String>,
+    _config: Option<ConfigFile>,
+}
+
+impl Process {
+    /// Starts `leadsync --config <config> <args>` with JSON logs on stderr.
+    pub fn start(config: ConfigFile, args: &[&str], env: &[(&str, &str)]) -> Process {
+        use std::io::BufRead as _;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_leadsync"));
+        command
+            .args(["--config", config.path()])
+            .args(args)
+            .env("CHATOFAI_API_KEY", KEY)
+            .env("LEADSYNC__LOG__FORMAT", "json")
+            .env_remove("DATABASE_URL")
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn leadsync");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (sender, lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let value = serde_json::from_str(&line).unwrap_or_else(
+                    |_| serde_json::json!({"message": "non_json_line", "text": line}),
+                );
+                if sender.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        Process {
+            child,
+            lines,
+            seen: Vec::new(),
+            _config: Some(config),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next log line matching `wanted` (lines before it are consumed). Fails the test after
+    /// 60 s, or if the process ends first, showing the last lines seen.
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => {
+                    self.seen.push(line.to_string());
+                    if wanted(&line) {
+                        return line;
+                    }
+                }
+                Ok(None) => panic!("leadsync ended before {what}; last lines:\n{}", self.tail()),
+                Err(_) => panic!("no {what} within 60 s; last lines:\n{}", self.tail()),
+            }
+        }
+    }
+
+    /// The next line whose `message` is `event`.
+    pub async fn wait_for_event(&mut self, event: &str) -> serde_json::Value {
+        self.wait_for(event, |line| line["message"] == event).await
+    }
+
+    fn tail(&self) -> String {
+        let start = self.seen.len().saturating_sub(15);
+        self.seen[start..].join("\n")
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits (bounded) for the process to exit; its exit code (`None`: killed by a signal).
+    pub async fn exit_code(mut self) -> Option<i32> {
+        let waited = tokio::task::spawn_blocking(move || self.child.wait());
+        let status = tokio::time::timeout(std::time::Duration::from_secs(60), waited)
+            .await
+            .expect("leadsync exited within 60 s")
+            .expect("join")
+            .expect("wait");
+        status.code()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // A failed test must not leave a daemon behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP GET (for the daemon's health endpoints): (status, body).
+pub async fn http_get(url: &str) -> (u16, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let response = reqwest::get(url).await.expect("GET");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}

@@ -5,7 +5,9 @@ mod helpers;
 
 mod backfill;
 mod cli;
+mod daemon;
 mod faults;
 mod incremental;
 mod interruption;
+mod operations;
 mod rejects;

@@ -1,0 +1,335 @@
+//! `leadsync run` as a real process: schedule, overlap, shutdown, replicas, a database that
+//! goes away, health and metrics.
+
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use leadsync::fake_api::WorldSettings;
+
+use crate::helpers::*;
+
+const EVERY_SECOND: &str = "LEADSYNC__SYNC__SCHEDULE";
+
+fn daemon(h: &Harness, env: &[(&str, &str)]) -> Process {
+    let mut all = vec![(EVERY_SECOND, "* * * * * *")];
+    all.extend_from_slice(env);
+    Process::start(write_config(&h.config_toml("")), &["run"], &all)
+}
+
+fn finished_with(line: &serde_json::Value, bot: &str) -> bool {
+    line["message"] == "sync_run_finished" && line["span"]["bot_uid"] == bot
+}
+
+async fn http_addr(daemon: &mut Process) -> String {
+    let line = daemon.wait_for_event("http_listening").await;
+    line["addr"].as_str().expect("addr").to_owned()
+}
+
+/// Runs of `bot` in the ledger as (started, finished), oldest first.
+async fn runs_of(
+    h: &Harness,
+    bot: &str,
+) -> Vec<(chrono::DateTime<Utc>, Option<chrono::DateTime<Utc>>, String)> {
+    sqlx::query_as(
+        "SELECT started_at, finished_at, status FROM sync_runs WHERE bot_uid = $1 ORDER BY started_at",
+    )
+    .bind(bot)
+    .fetch_all(&h.db.pool)
+    .await
+    .expect("ledger")
+}
+
+fn assert_no_overlap(runs: &[(chrono::DateTime<Utc>, Option<chrono::DateTime<Utc>>, String)]) {
+    for pair in runs.windows(2) {
+        let finished = pair[0].1.expect("every run but a live one has finished");
+        assert!(
+            pair[1].0 >= finished,
+            "two runs of one bot overlapped: {pair:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_daemon_syncs_on_schedule_picks_up_new_leads_and_reports_health() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 200, days_ago(20), days_ago(0), 60);
+    let mut d = daemon(&h, &[]);
+    let addr = http_addr(&mut d).await;
+
+    let first = d
+        .wait_for("the backfill", |l| finished_with(l, BOT_A))
+        .await;
+    assert_eq!(first["inserted"], 200);
+    h.world
+        .generate_leads(BOT_A, 5, Utc::now() - TimeDelta::minutes(5), Utc::now(), 61);
+    d.wait_for("a run with the new leads", |l| {
+        finished_with(l, BOT_A) && l["inserted"] == 5
+    })
+    .await;
+    h.assert_copy_is_exact().await;
+
+    assert_eq!(http_get(&format!("http://{addr}/healthz")).await.0, 200);
+    assert_eq!(
+        http_get(&format!("http://{addr}/readyz")).await,
+        (200, "ready\n".to_owned())
+    );
+    let (status, metrics) = http_get(&format!("http://{addr}/metrics")).await;
+    assert_eq!(status, 200);
+    let succeeded =
+        format!("leadsync_sync_runs_total{{bot_uid=\"{BOT_A}\",outcome=\"succeeded\"}}");
+    assert!(metrics.contains(&succeeded), "{metrics}");
+    assert!(metrics.contains(&format!(
+        "leadsync_leads_total{{bot_uid=\"{BOT_A}\",result=\"inserted\"}} 205"
+    )));
+    assert!(metrics.contains("leadsync_api_requests_total{status=\"200\"}"));
+    assert!(metrics.contains("leadsync_schedule_healthy 1"));
+
+    d.signal("TERM");
+    assert_eq!(d.exit_code().await, Some(0));
+}
+
+#[tokio::test]
+async fn a_tick_never_starts_a_second_run_of_a_bot_that_is_still_running() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 300, days_ago(20), days_ago(0), 62);
+    let gate = h.world.hold_page(BOT_A, 2);
+    let mut d = daemon(&h, &[]);
+
+    gate.arrived().await;
+    d.wait_for_event("sync_tick_skipped").await;
+    d.wait_for_event("sync_tick_skipped").await;
+    gate.release();
+    d.wait_for("the held run to finish", |l| finished_with(l, BOT_A))
+        .await;
+    d.wait_for("a later run", |l| finished_with(l, BOT_A)).await;
+    d.signal("TERM");
+    assert_eq!(d.exit_code().await, Some(0));
+
+    let page_ones = h
+        .world
+        .requests()
+        .iter()
+        .filter(|r| r.page == Some(2))
+        .count();
+    assert!(page_ones >= 1);
+    assert_no_overlap(&runs_of(&h, BOT_A).await);
+    h.assert_copy_is_exact().await;
+}
+
+#[tokio::test]
+async fn sigterm_mid_backfill_exits_0_within_the_grace_period_and_a_restart_completes_exactly() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 400, days_ago(100), days_ago(0), 63);
+    let gate = h.world.hold_page(BOT_A, 3);
+    let d = daemon(&h, &[]);
+    gate.arrived().await;
+
+    let asked = Instant::now();
+    d.signal("TERM");
+    let code = d.exit_code().await;
+    let took = asked.elapsed();
+
+    assert_eq!(code, Some(0));
+    assert!(
+        took < Duration::from_secs(10),
+        "shutdown took {took:?}, more than the grace period"
+    );
+    let runs = runs_of(&h, BOT_A).await;
+    assert_eq!(runs.last().map(|r| r.2.as_str()), Some("interrupted"));
+    assert_eq!(
+        h.high_water_mark(BOT_A).await,
+        None,
+        "the window was not complete"
+    );
+    gate.release();
+
+    let reports = h.sync().await;
+    assert_all_succeeded(&reports);
+    h.assert_copy_is_exact().await;
+}
+
+#[tokio::test]
+async fn sigkill_mid_backfill_and_a_restarted_daemon_completes_exactly() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 400, days_ago(100), days_ago(0), 64);
+    let gate = h.world.hold_page(BOT_A, 3);
+    let d = daemon(&h, &[]);
+    gate.arrived().await;
+    d.signal("KILL");
+    assert_eq!(d.exit_code().await, None, "killed by the signal");
+    gate.release();
+    wait_for_bot_locks_released(&h.db.pool).await;
+
+    let mut restarted = daemon(&h, &[]);
+    restarted
+        .wait_for("a complete run", |l| finished_with(l, BOT_A))
+        .await;
+    restarted.signal("TERM");
+    assert_eq!(restarted.exit_code().await, Some(0));
+    h.assert_copy_is_exact().await;
+    let statuses: Vec<String> = runs_of(&h, BOT_A).await.into_iter().map(|r| r.2).collect();
+    assert_eq!(statuses.first().map(String::as_str), Some("abandoned"));
+}
+
+#[tokio::test]
+async fn two_daemons_on_one_database_end_exact_and_never_sync_a_bot_twice_at_once() {
+    let bots = [BOT_A, BOT_B, "bot-c", "bot-d"];
+    let h = Harness::start(WorldSettings::default(), &bots).await;
+    for (seed, bot) in bots.iter().enumerate() {
+        h.world
+            .generate_leads(bot, 250, days_ago(30), days_ago(0), 70 + seed as u64);
+    }
+    let mut first = daemon(&h, &[]);
+    let mut second = daemon(&h, &[]);
+
+    // Wait (by events, never by time) until every bot is in sync, then once more with arrivals.
+    for round in 0..2 {
+        if round == 1 {
+            for (seed, bot) in bots.iter().enumerate() {
+                h.world.generate_leads(
+                    bot,
+                    3,
+                    Utc::now() - TimeDelta::minutes(1),
+                    Utc::now(),
+                    80 + seed as u64,
+                );
+            }
+        }
+        let mut exact = false;
+        for _ in 0..200 {
+            for daemon in [&mut first, &mut second] {
+                daemon.wait_for("a run or a skip", ran_or_skipped).await;
+            }
+            exact = copies_are_exact(&h).await;
+            if exact {
+                break;
+            }
+        }
+        assert!(exact, "the copies never became exact");
+    }
+    first.signal("TERM");
+    second.signal("TERM");
+    assert_eq!(first.exit_code().await, Some(0));
+    assert_eq!(second.exit_code().await, Some(0));
+    for bot in bots {
+        assert_no_overlap(&runs_of(&h, bot).await);
+    }
+    h.assert_copy_is_exact().await;
+}
+
+fn ran_or_skipped(line: &serde_json::Value) -> bool {
+    line["message"] == "sync_run_finished" || line["message"] == "sync_run_skipped"
+}
+
+async fn copies_are_exact(h: &Harness) -> bool {
+    for bot in &h.bots {
+        if h.stored(bot).await != h.world.truth(bot) {
+            return false;
+        }
+    }
+    true
+}
+
+#[tokio::test]
+async fn a_database_connection_terminated_mid_run_is_recovered_on_the_next_tick() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 300, days_ago(20), days_ago(0), 65);
+    let gate = h.world.hold_page(BOT_A, 2);
+    let mut d = daemon(&h, &[]);
+    gate.arrived().await;
+
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = 'leadsync'",
+    )
+    .fetch_all(&h.db.pool)
+    .await
+    .expect("terminate the daemon's connections");
+    assert!(
+        !terminated.is_empty(),
+        "the daemon had connections to terminate"
+    );
+    gate.release();
+
+    let failed = d.wait_for_event("sync_run_failed").await;
+    assert_eq!(failed["error_kind"], "database");
+    d.wait_for("a run after the failure", |l| finished_with(l, BOT_A))
+        .await;
+    h.assert_copy_is_exact().await;
+    d.signal("TERM");
+    assert_eq!(d.exit_code().await, Some(0));
+}
+
+#[tokio::test]
+async fn a_database_down_at_start_keeps_the_daemon_alive_and_it_recovers_when_the_database_returns()
+{
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 100, days_ago(5), days_ago(0), 66);
+    // A port with nothing behind it, later a proxy to the real server.
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = proxy.local_addr().expect("addr").port();
+    drop(proxy);
+    let mut url = url::Url::parse(&h.db.url).expect("url");
+    url.set_port(Some(port)).expect("port");
+    let mut d = daemon(
+        &h,
+        &[
+            ("LEADSYNC__DATABASE__URL", url.as_str()),
+            ("LEADSYNC__DATABASE__ACQUIRE_TIMEOUT_SECS", "2"),
+        ],
+    );
+    let addr = http_addr(&mut d).await;
+
+    d.wait_for_event("database_unavailable").await;
+    assert_eq!(
+        http_get(&format!("http://{addr}/healthz")).await.0,
+        200,
+        "alive while waiting"
+    );
+    assert_eq!(
+        http_get(&format!("http://{addr}/readyz")).await.0,
+        503,
+        "not ready without a database"
+    );
+
+    let _proxy = start_proxy(port, h.db.url.clone()).await;
+    d.wait_for("a run once the database is back", |l| {
+        finished_with(l, BOT_A)
+    })
+    .await;
+    assert_eq!(http_get(&format!("http://{addr}/readyz")).await.0, 200);
+    h.assert_copy_is_exact().await;
+    d.signal("TERM");
+    assert_eq!(d.exit_code().await, Some(0));
+}
+
+/// Forwards 127.0.0.1:`port` to the test database's server.
+async fn start_proxy(port: u16, database_url: String) -> tokio::task::JoinHandle<()> {
+    let target = url::Url::parse(&database_url).expect("url");
+    let target = format!(
+        "{}:{}",
+        target.host_str().expect("host"),
+        target.port().unwrap_or(5432)
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("re-bind the port");
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    })
+}

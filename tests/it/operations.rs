@@ -1,0 +1,176 @@
+//! The operator commands: verify (and repair), backfill, status, check.
+
+use std::collections::HashMap;
+
+use chrono::{TimeDelta, Utc};
+use leadsync::{
+    app::Syncer,
+    config::Config,
+    domain::BotUid,
+    fake_api::{FakeLead, WorldSettings},
+};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::*;
+
+fn syncer(h: &Harness) -> Syncer {
+    let env = HashMap::from([("CHATOFAI_API_KEY".to_owned(), KEY.to_owned())]);
+    let config = Config::from_toml(&h.config_toml(""), &env).expect("config");
+    let keys = config.resolve_api_keys(&env).expect("keys");
+    Syncer::new(&config, &h.db.pool, &keys, CancellationToken::new()).expect("syncer")
+}
+
+#[tokio::test]
+async fn verify_finds_a_deleted_row_and_a_day_the_api_grew_and_repair_fixes_both() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 300, days_ago(6), days_ago(0), 90);
+    h.sync().await;
+    let bot = BotUid::parse(BOT_A).expect("uid");
+    let syncer = syncer(&h);
+    assert!(
+        syncer
+            .verify(&bot, 7, false)
+            .await
+            .expect("verify")
+            .is_empty(),
+        "in sync after a sync"
+    );
+
+    // A row deleted by hand, and a lead that appeared 5 days back (behind the lookback).
+    let deleted: String = sqlx::query_scalar(
+        "DELETE FROM leads WHERE conversation_uid = (SELECT conversation_uid FROM leads
+          WHERE created_at < now() - interval '3 days' LIMIT 1) RETURNING conversation_uid",
+    )
+    .fetch_one(&h.db.pool)
+    .await
+    .expect("delete a row");
+    let grown_at = Utc::now() - TimeDelta::days(5);
+    h.world.insert_lead(
+        BOT_A,
+        FakeLead::new(BOT_A, "grew-later", grown_at.fixed_offset()),
+    );
+    h.sync().await;
+
+    let drifts = syncer.verify(&bot, 7, false).await.expect("verify");
+    assert_eq!(
+        drifts.iter().map(|d| d.missing).sum::<usize>(),
+        2,
+        "{drifts:?}"
+    );
+    assert!(drifts.iter().any(|d| d.day == grown_at.date_naive()));
+    assert!(
+        h.stored(BOT_A)
+            .await
+            .iter()
+            .all(|l| l.conversation_uid != deleted)
+    );
+
+    let left = syncer.verify(&bot, 7, true).await.expect("verify --repair");
+    assert!(left.is_empty(), "{left:?}");
+    h.assert_copy_is_exact().await;
+}
+
+#[tokio::test]
+async fn the_verify_command_exits_1_on_drift_and_0_after_repair() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 50, days_ago(3), days_ago(0), 91);
+    h.sync().await;
+    sqlx::query("DELETE FROM leads WHERE ctid IN (SELECT ctid FROM leads LIMIT 1)")
+        .execute(&h.db.pool)
+        .await
+        .expect("delete");
+    let config = h.config_toml("");
+    let run = |args: &'static [&'static str]| {
+        let config = write_config(&config);
+        async move { Process::start(config, args, &[]).exit_code().await }
+    };
+    assert_eq!(run(&["verify", "--days", "5"]).await, Some(1));
+    assert_eq!(run(&["verify", "--days", "5", "--repair"]).await, Some(0));
+    assert_eq!(run(&["verify", "--days", "5"]).await, Some(0));
+    h.assert_copy_is_exact().await;
+}
+
+#[tokio::test]
+async fn backfill_picks_up_old_edits_without_moving_the_high_water_mark_back() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 200, days_ago(60), days_ago(0), 92);
+    h.sync().await;
+    let hwm = h.high_water_mark(BOT_A).await;
+    let old = h
+        .world
+        .truth(BOT_A)
+        .into_iter()
+        .find(|lead| lead.created_at < Utc::now() - TimeDelta::days(30))
+        .expect("an old lead");
+    h.world
+        .edit_lead(&old.conversation_uid, "remark", json!("edited long after"));
+    h.sync().await;
+    assert_ne!(
+        h.stored(BOT_A).await,
+        h.world.truth(BOT_A),
+        "a normal run does not see old edits"
+    );
+
+    let from = (Utc::now() - TimeDelta::days(61)).date_naive().to_string();
+    let process = Process::start(
+        write_config(&h.config_toml("")),
+        &["backfill", "--bot", BOT_A, "--from", &from],
+        &[],
+    );
+    assert_eq!(process.exit_code().await, Some(0));
+
+    h.assert_copy_is_exact().await;
+    assert_eq!(h.high_water_mark(BOT_A).await, hwm);
+    let kind: String =
+        sqlx::query_scalar("SELECT kind FROM sync_runs ORDER BY started_at DESC LIMIT 1")
+            .fetch_one(&h.db.pool)
+            .await
+            .expect("ledger");
+    assert_eq!(kind, "backfill");
+}
+
+#[tokio::test]
+async fn status_reports_each_bot_and_check_fails_for_a_bot_whose_key_is_refused() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A, BOT_B]).await;
+    h.world
+        .generate_leads(BOT_A, 40, days_ago(3), days_ago(0), 93);
+    h.sync().await;
+
+    let config = h.config_toml("");
+    // The fake API answers from this test's runtime: run the commands off it.
+    let leadsync = |args: &'static [&'static str], key: &'static str| {
+        let config = write_config(&config);
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_leadsync"))
+                    .args(["--config", config.path()])
+                    .args(args)
+                    .env("CHATOFAI_API_KEY", key)
+                    .env_remove("DATABASE_URL")
+                    .output()
+                    .expect("run leadsync")
+            })
+            .await
+            .expect("join")
+        }
+    };
+    let output = leadsync(&["status", "--json"], KEY).await;
+    assert!(output.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(status[0]["bot_uid"], BOT_A);
+    assert_eq!(status[0]["leads"], 40);
+    assert_eq!(status[0]["last_run_status"], "succeeded");
+
+    let good = leadsync(&["check"], KEY).await;
+    let report = String::from_utf8_lossy(&good.stdout);
+    assert!(good.status.success(), "{report}");
+    assert!(report.contains(&format!("bot {BOT_A}: ok")), "{report}");
+    let bad = leadsync(&["check"], "wrong-key").await;
+    let report = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(report.contains("FAILED: HTTP 401"), "{report}");
+}
