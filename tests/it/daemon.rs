@@ -39,7 +39,7 @@ async fn runs_of(
     .expect("ledger")
 }
 
-fn assert_no_overlap(runs: &[(chrono::DateTime<Utc>, Option<chrono::DateTime<Utc>>, String)]) {
+fn assert_no_overlap(runs: &[RunRow]) {
     for pair in runs.windows(2) {
         let finished = pair[0].1.expect("every run but a live one has finished");
         assert!(
