@@ -25,11 +25,11 @@ async fn http_addr(daemon: &mut Process) -> String {
     line["addr"].as_str().expect("addr").to_owned()
 }
 
-/// Runs of `bot` in the ledger as (started, finished), oldest first.
-async fn runs_of(
-    h: &Harness,
-    bot: &str,
-) -> Vec<(chrono::DateTime<Utc>, Option<chrono::DateTime<Utc>>, String)> {
+/// A ledger row: (started_at, finished_at, status).
+type RunRow = (chrono::DateTime<Utc>, Option<chrono::DateTime<Utc>>, String);
+
+/// Runs of `bot` in the ledger, oldest first.
+async fn runs_of(h: &Harness, bot: &str) -> Vec<RunRow> {
     sqlx::query_as(
         "SELECT started_at, finished_at, status FROM sync_runs WHERE bot_uid = $1 ORDER BY started_at",
     )
