@@ -1,0 +1,438 @@
+//! The backfill benchmark: the real `leadsync` binary against the fake API on loopback and a
+//! fresh PostgreSQL database, side by side with the floors measured in the same run.
+//!
+//! ```text
+//! cargo bench --bench backfill -- --bots 20 --leads 50000          # 1,000,000 leads
+//! cargo bench --bench backfill -- --bots 100 --leads 2000 --latency-ms 200
+//! ```
+//!
+//! Prints one table: wall time, leads/s, requests, CPU time and peak RSS of `leadsync sync`
+//! (cold backfill, then an incremental run after 1 % new leads), and their ratio to the floors:
+//! fetching every page with a tight client (4 keep-alive connections, no parsing) and `\copy`
+//! of the same rows into an empty table shaped like `leads`. With latency, the floor is
+//! `requests x latency / api.max_in_flight`. It prints figures; it asserts nothing.
+//! Needs PostgreSQL (`TEST_DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/postgres),
+//! `psql` and GNU `time` (`apt-get install postgresql-client time`).
+
+use std::{
+    fmt::Write as _,
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use chrono::{Days, TimeDelta, Utc};
+use clap::Parser;
+use leadsync::fake_api::{FakeApi, World, WorldSettings};
+use sqlx::{Connection, PgConnection};
+
+#[derive(Debug, Parser)]
+struct Args {
+    #[arg(long, default_value_t = 20)]
+    bots: usize,
+    #[arg(long, default_value_t = 5_000)]
+    leads: usize,
+    /// Days of history the leads spread over.
+    #[arg(long, default_value_t = 365)]
+    days: i64,
+    /// Latency the fake API adds to every answer.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    #[arg(long, default_value_t = 100)]
+    page_size: u32,
+    /// leadsync's `api.max_in_flight`.
+    #[arg(long, default_value_t = 8)]
+    max_in_flight: usize,
+    /// leadsync's `sync.max_concurrent_bots`.
+    #[arg(long, default_value_t = 4)]
+    max_concurrent_bots: usize,
+    /// cargo passes this to every bench binary.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// What one process run cost.
+struct Measured {
+    wall: Duration,
+    cpu: Duration,
+    peak_rss_kib: u64,
+    requests: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(bench(args))
+}
+
+async fn bench(args: Args) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let total = args.bots * args.leads;
+    eprintln!("generating {total} leads over {} bots ...", args.bots);
+    let world = World::new(WorldSettings {
+        max_page_size: args.page_size,
+        ..WorldSettings::default()
+    });
+    let now = Utc::now();
+    let bots: Vec<String> = (0..args.bots)
+        .map(|i| format!("bench-bot-{i:04}"))
+        .collect();
+    for (i, bot) in bots.iter().enumerate() {
+        world.add_bot(bot, "bench-key");
+        world.generate_leads(
+            bot,
+            args.leads,
+            now - TimeDelta::days(args.days),
+            now,
+            1_000 + i as u64,
+        );
+    }
+    let api = FakeApi::start(world.clone()).await?;
+    let db = BenchDb::create().await?;
+    let from = (now - TimeDelta::days(args.days + 1)).date_naive();
+    let config = config_file(&args, &api, &db, &bots, from)?;
+    leadsync(&config, &["migrate"])?;
+
+    let mut rows = Vec::new();
+    if args.latency_ms == 0 {
+        eprintln!("floor: fetching every page ...");
+        let (fetch_floor, pages) = fetch_floor(&api, &bots, from, args.page_size).await?;
+        eprintln!("floor: \\copy ...");
+        let copy_floor = copy_floor(&db, &pages)?;
+        rows.push(("floor: fetch all pages (4 conns)".to_owned(), fetch_floor));
+        rows.push(("floor: \\copy into empty leads".to_owned(), copy_floor));
+    }
+    world.set_latency(Duration::from_millis(args.latency_ms));
+
+    world.clear_requests();
+    let cold = run_sync(&config, &world)?;
+    let stored = db.count_leads().await?;
+    world.set_latency(Duration::ZERO);
+    for (i, bot) in bots.iter().enumerate() {
+        let new = (args.leads / 100).max(1);
+        world.generate_leads(
+            bot,
+            new,
+            now - TimeDelta::hours(1),
+            Utc::now(),
+            9_000 + i as u64,
+        );
+    }
+    world.set_latency(Duration::from_millis(args.latency_ms));
+    world.clear_requests();
+    let incremental = run_sync(&config, &world)?;
+
+    println!(
+        "\nleadsync backfill benchmark: {} bots x {} leads = {total} leads, page size {}, latency {} ms, \
+         max_in_flight {}, max_concurrent_bots {}; stored after backfill: {stored}",
+        args.bots,
+        args.leads,
+        args.page_size,
+        args.latency_ms,
+        args.max_in_flight,
+        args.max_concurrent_bots
+    );
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "{:<34} {:>9} {:>10} {:>9} {:>8} {:>9}  ratio to floors",
+        "run", "wall s", "leads/s", "requests", "cpu s", "peak MiB"
+    );
+    for (name, wall) in &rows {
+        let _ = writeln!(
+            table,
+            "{name:<34} {:>9.2} {:>10.0} {:>9} {:>8} {:>9}",
+            wall.as_secs_f64(),
+            total as f64 / wall.as_secs_f64(),
+            "-",
+            "-",
+            "-"
+        );
+    }
+    let floors = &rows;
+    for (name, measured, leads) in [
+        ("leadsync sync: cold backfill", &cold, total),
+        (
+            "leadsync sync: incremental (+1 %)",
+            &incremental,
+            args.bots * (args.leads / 100).max(1),
+        ),
+    ] {
+        let mut ratios = String::new();
+        if name.contains("cold") {
+            for (floor, wall) in floors {
+                let _ = write!(
+                    ratios,
+                    "{:.2}x {}  ",
+                    measured.wall.as_secs_f64() / wall.as_secs_f64(),
+                    floor.trim_start_matches("floor: ")
+                );
+            }
+            if args.latency_ms > 0 {
+                let ideal = measured.requests as f64 * args.latency_ms as f64
+                    / 1000.0
+                    / args.max_in_flight as f64;
+                let _ = write!(
+                    ratios,
+                    "{:.2}x requests*latency/max_in_flight ({ideal:.1} s)",
+                    measured.wall.as_secs_f64() / ideal
+                );
+            }
+        } else {
+            let _ = write!(
+                ratios,
+                "{:.1} % of the cold wall time, {:.2} requests per bot",
+                100.0 * measured.wall.as_secs_f64() / cold.wall.as_secs_f64(),
+                measured.requests as f64 / args.bots as f64
+            );
+        }
+        let _ = writeln!(
+            table,
+            "{name:<34} {:>9.2} {:>10.0} {:>9} {:>8.2} {:>9.1}  {ratios}",
+            measured.wall.as_secs_f64(),
+            leads as f64 / measured.wall.as_secs_f64(),
+            measured.requests,
+            measured.cpu.as_secs_f64(),
+            measured.peak_rss_kib as f64 / 1024.0,
+        );
+    }
+    print!("{table}");
+    api.stop().await;
+    db.drop_database().await?;
+    Ok(())
+}
+
+fn config_file(
+    args: &Args,
+    api: &FakeApi,
+    db: &BenchDb,
+    bots: &[String],
+    from: chrono::NaiveDate,
+) -> anyhow::Result<std::path::PathBuf> {
+    let mut toml = format!(
+        "[database]\nurl = {:?}\nmax_connections = {}\n[api]\nbase_url = {:?}\npage_size = {}\nmax_in_flight = {}\n\
+         [sync]\nbackfill_from = \"{from}\"\nmax_concurrent_bots = {}\n[log]\nformat = \"json\"\nfilter = \"warn\"\n",
+        db.url,
+        args.max_concurrent_bots + 4,
+        api.base_url(),
+        args.page_size,
+        args.max_in_flight,
+        args.max_concurrent_bots,
+    );
+    for bot in bots {
+        toml.push_str(&format!("[[bots]]\nuid = {bot:?}\n"));
+    }
+    let path = std::env::temp_dir().join(format!("leadsync-bench-{}.toml", std::process::id()));
+    std::fs::write(&path, toml)?;
+    Ok(path)
+}
+
+fn leadsync(config: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new(env!("CARGO_BIN_EXE_leadsync"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("CHATOFAI_API_KEY", "bench-key")
+        .status()?;
+    anyhow::ensure!(status.success(), "leadsync {args:?} failed: {status}");
+    Ok(())
+}
+
+/// `leadsync sync` under GNU time: wall, CPU and peak RSS of the process.
+fn run_sync(config: &std::path::Path, world: &World) -> anyhow::Result<Measured> {
+    let report = std::env::temp_dir().join(format!("leadsync-bench-time-{}", std::process::id()));
+    let started = Instant::now();
+    let status = Command::new("/usr/bin/time")
+        .args(["-f", "%U %S %M", "-o"])
+        .arg(&report)
+        .arg(env!("CARGO_BIN_EXE_leadsync"))
+        .arg("--config")
+        .arg(config)
+        .arg("sync")
+        .env("CHATOFAI_API_KEY", "bench-key")
+        .status()
+        .map_err(|err| anyhow::anyhow!("running /usr/bin/time (apt-get install time): {err}"))?;
+    let wall = started.elapsed();
+    anyhow::ensure!(status.success(), "leadsync sync failed: {status}");
+    let text = std::fs::read_to_string(&report)?;
+    let fields: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    anyhow::ensure!(fields.len() == 3, "unexpected GNU time output: {text:?}");
+    Ok(Measured {
+        wall,
+        cpu: Duration::from_secs_f64(fields[0] + fields[1]),
+        peak_rss_kib: fields[2] as u64,
+        requests: world.requests().len(),
+    })
+}
+
+/// Every page of every bot with 4 keep-alive connections, bodies kept but not parsed.
+async fn fetch_floor(
+    api: &FakeApi,
+    bots: &[String],
+    from: chrono::NaiveDate,
+    page_size: u32,
+) -> anyhow::Result<(Duration, Vec<axum::body::Bytes>)> {
+    let client = reqwest::Client::new();
+    let end = Utc::now().date_naive() + Days::new(1);
+    // Page counts from one request per bot, outside the timing.
+    let mut jobs = Vec::new();
+    for bot in bots {
+        let url = format!("{}/chatbot/{bot}/leads", api.base_url());
+        let body = client
+            .get(&url)
+            .bearer_auth("bench-key")
+            .query(&[
+                ("start_date", from.to_string()),
+                ("end_date", end.to_string()),
+                ("page_size", "1".into()),
+            ])
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        let total = serde_json::from_slice::<serde_json::Value>(&body)?["data"]["total"]
+            .as_u64()
+            .unwrap_or(0);
+        for page in 1..=total.div_ceil(u64::from(page_size)) {
+            jobs.push((url.clone(), page));
+        }
+    }
+    let jobs = Arc::new(jobs);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, jobs, next) = (client.clone(), jobs.clone(), next.clone());
+            let (from, end) = (from.to_string(), end.to_string());
+            tokio::spawn(async move {
+                let mut bodies = Vec::new();
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((url, page)) = jobs.get(index) else {
+                        break;
+                    };
+                    let body = client
+                        .get(url)
+                        .bearer_auth("bench-key")
+                        .query(&[
+                            ("start_date", from.clone()),
+                            ("end_date", end.clone()),
+                            ("page", page.to_string()),
+                            ("page_size", page_size.to_string()),
+                        ])
+                        .send()
+                        .await?
+                        .bytes()
+                        .await?;
+                    bodies.push(body);
+                }
+                Ok::<_, reqwest::Error>(bodies)
+            })
+        })
+        .collect();
+    let mut pages = Vec::new();
+    for worker in workers {
+        pages.extend(worker.await??);
+    }
+    Ok((started.elapsed(), pages))
+}
+
+/// `\copy` of the rows the pages hold into an empty table shaped like `leads` (same keys and
+/// indexes), timed around psql.
+fn copy_floor(db: &BenchDb, pages: &[axum::body::Bytes]) -> anyhow::Result<Duration> {
+    let mut csv = String::new();
+    let field = |value: &serde_json::Value| match value {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(text) => format!("\"{}\"", text.replace('"', "\"\"")),
+        other => format!("\"{}\"", other.to_string().replace('"', "\"\"")),
+    };
+    for body in pages {
+        let page: serde_json::Value = serde_json::from_slice(body)?;
+        for lead in page["data"]["leads"].as_array().into_iter().flatten() {
+            let raw = serde_json::Value::String(lead.to_string());
+            let columns = [
+                "conversation_uid",
+                "bot_uid",
+                "created_at",
+                "name",
+                "email",
+                "phone",
+                "remark",
+            ]
+            .map(|key| field(lead.get(key).unwrap_or(&serde_json::Value::Null)));
+            let _ = writeln!(csv, "{},{}", columns.join(","), field(&raw));
+        }
+    }
+    let path = std::env::temp_dir().join(format!("leadsync-bench-{}.csv", std::process::id()));
+    std::fs::write(&path, csv)?;
+    let psql = |sql: &str| {
+        Command::new("psql")
+            .args([db.url.as_str(), "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .status()
+    };
+    anyhow::ensure!(
+        psql("CREATE TABLE copy_floor (LIKE leads INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)")?.success(),
+        "creating the copy floor table"
+    );
+    let started = Instant::now();
+    let copied = psql(&format!(
+        "\\copy copy_floor (conversation_uid, bot_uid, created_at, name, email, phone, remark, raw) FROM '{}' WITH (FORMAT csv)",
+        path.display()
+    ))?;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(copied.success(), "\\copy failed");
+    let _ = std::fs::remove_file(path);
+    Ok(elapsed)
+}
+
+struct BenchDb {
+    url: String,
+    server: String,
+    name: String,
+}
+
+impl BenchDb {
+    async fn create() -> anyhow::Result<Self> {
+        let server = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let name = format!("leadsync_bench_{}", std::process::id());
+        let mut admin = PgConnection::connect(&server).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+            .execute(&mut admin)
+            .await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
+        let mut url = url::Url::parse(&server)?;
+        url.set_path(&name);
+        Ok(Self {
+            url: url.to_string(),
+            server,
+            name,
+        })
+    }
+
+    async fn count_leads(&self) -> anyhow::Result<i64> {
+        let mut conn = PgConnection::connect(&self.url).await?;
+        Ok(sqlx::query_scalar("SELECT count(*) FROM leads")
+            .fetch_one(&mut conn)
+            .await?)
+    }
+
+    async fn drop_database(&self) -> anyhow::Result<()> {
+        let mut admin = PgConnection::connect(&self.server).await?;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut admin)
+        .await?;
+        Ok(())
+    }
+}
