@@ -37,6 +37,18 @@ pub async fn migrate(pool: &store::Pool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Records the configured bots' names for the analysts' views (`bots`, `latest_leads`, ...).
+pub async fn record_bots(config: &Config, pool: &store::Pool) -> anyhow::Result<()> {
+    let bots: Vec<(&BotUid, Option<&str>)> = config
+        .bots
+        .iter()
+        .map(|bot| (&bot.uid, bot.name.as_deref()))
+        .collect();
+    store::upsert_bots(pool, &bots)
+        .await
+        .context("recording the configured bots")
+}
+
 /// Everything needed to run syncs: the shared run context and one API client per bot.
 #[derive(Debug)]
 pub struct Syncer {
@@ -118,6 +130,7 @@ pub async fn sync_once(
     if config.database.migrate_on_start {
         migrate(pool).await?;
     }
+    record_bots(config, pool).await?;
     let syncer = Syncer::new(config, pool, keys, cancel)?;
     let bots: Vec<BotUid> = config
         .bots

@@ -57,6 +57,10 @@ pub async fn run(
 
     let ready = !config.database.migrate_on_start || wait_for_migrations(&pool, &cancel).await;
     if ready {
+        // Names are labels for the analysts' views: a failure must not stop the syncing.
+        if let Err(err) = app::record_bots(config, &pool).await {
+            events::bots_not_recorded(&format!("{err:#}"));
+        }
         let syncer = Arc::new(Syncer::new(config, &pool, keys, cancel.clone())?);
         let runner = Arc::new(BotRunner::new(syncer, config));
         let health = Arc::new(ScheduleHealth::default());

@@ -244,6 +244,11 @@ pub fn database_unavailable(attempt: u32, error: &dyn std::fmt::Display, retry_i
     error!(attempt, error = %error, retry_in_ms = ms(retry_in), "database_unavailable");
 }
 
+/// The daemon could not record the configured bots' names (the views show them as NULL).
+pub fn bots_not_recorded(error: &dyn std::fmt::Display) {
+    warn!(error = %error, "bots_not_recorded");
+}
+
 pub fn sync_tick_skipped(bot: &BotUid) {
     metrics()
         .ticks_skipped

@@ -1,6 +1,7 @@
 //! All SQL lives here, as named functions over `impl PgExecutor`. Nothing outside this module
 //! writes a query.
 
+mod bots;
 mod leads;
 mod locks;
 mod rejected;
@@ -17,6 +18,7 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
+pub use bots::upsert_bots;
 pub use leads::{count_leads, upsert_leads};
 pub use locks::{BotLock, try_lock_bot};
 pub use rejected::record_rejected_leads;

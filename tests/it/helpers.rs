@@ -130,12 +130,17 @@ impl Harness {
 
     /// A pass with settings overridden the way an operator would: `LEADSYNC__SECTION__KEY`.
     pub async fn sync_with(&self, overrides: &[(&str, &str)]) -> Vec<RunReport> {
+        self.sync_toml(&self.config_toml(""), overrides).await
+    }
+
+    /// A pass with a config file of the test's own making (see [`Harness::config_toml`]).
+    pub async fn sync_toml(&self, toml: &str, overrides: &[(&str, &str)]) -> Vec<RunReport> {
         let mut env: HashMap<String, String> = overrides
             .iter()
             .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
             .collect();
         env.insert("CHATOFAI_API_KEY".to_owned(), KEY.to_owned());
-        let config = Config::from_toml(&self.config_toml(""), &env).expect("valid test config");
+        let config = Config::from_toml(toml, &env).expect("valid test config");
         let keys = config.resolve_api_keys(&env).expect("keys");
         let pool = app::connect(&config).expect("pool");
         let mut reports = app::sync_once(

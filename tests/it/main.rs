@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod analysts;
 mod backfill;
 mod cli;
 mod daemon;
