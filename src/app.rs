@@ -19,7 +19,10 @@ use crate::{
 
 /// Connects to the database named in the config (lazily: nothing is sent yet).
 pub fn connect(config: &Config) -> anyhow::Result<store::Pool> {
-    let options = store::connect_options(&config.database.url).context("database.url")?;
+    let mut options = store::connect_options(&config.database.url).context("database.url")?;
+    if let Some(max_age_days) = config.retention.max_age_days {
+        options = store::limit_lead_age(options, max_age_days);
+    }
     Ok(store::pool(
         options,
         config.database.max_connections,

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use chrono::NaiveDate;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 
 pub const DEFAULT_DEMO_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/leadsync_demo";
 
@@ -78,6 +78,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Right to erasure: delete every lead (and rejected record) with this email, phone or
+    /// conversation, and keep a tombstone (a hash, not the value) so no later sync, lookback
+    /// or backfill stores it again. Prints how many rows it removed.
+    #[command(group(ArgGroup::new("whom").required(true).multiple(true)))]
+    Forget {
+        /// Email, compared trimmed and case-insensitively (repeatable).
+        #[arg(long = "email", value_name = "ADDRESS", group = "whom")]
+        emails: Vec<String>,
+        /// Phone, compared on its digits only: "+1 555-0100" matches "15550100" (repeatable).
+        #[arg(long = "phone", value_name = "NUMBER", group = "whom")]
+        phones: Vec<String>,
+        /// Conversation uid, exactly (repeatable).
+        #[arg(long = "conversation", value_name = "UID", group = "whom")]
+        conversations: Vec<String>,
+    },
+    /// Delete the leads older than retention.max_age_days now (the daemon does it on
+    /// retention.schedule).
+    Retention,
     /// See it work: the bundled fake API, a real sync into Postgres, a summary. Needs no config.
     Demo {
         /// Where to put the demo's tables (the database is created if missing).

@@ -52,6 +52,7 @@ pub struct Config {
     pub http: HttpSettings,
     pub shutdown: ShutdownSettings,
     pub verify: VerifySettings,
+    pub retention: RetentionSettings,
     pub log: LogSettings,
     pub bots: Vec<BotSettings>,
 }
@@ -74,6 +75,15 @@ pub struct VerifySettings {
     pub schedule: Option<Schedule>,
     pub days: u32,
     pub repair: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct RetentionSettings {
+    /// Leads created longer ago than this many days are deleted, and never stored again;
+    /// `None` (the default): kept forever.
+    pub max_age_days: Option<u32>,
+    /// When the daemon deletes them (UTC).
+    pub schedule: Schedule,
 }
 
 #[derive(Debug)]
@@ -147,6 +157,8 @@ struct RawConfig {
     shutdown: RawShutdown,
     #[serde(default)]
     verify: RawVerify,
+    #[serde(default)]
+    retention: RawRetention,
     #[serde(default)]
     log: RawLog,
     #[serde(default)]
@@ -285,6 +297,22 @@ impl Default for RawVerify {
             schedule: None,
             days: 7,
             repair: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRetention {
+    max_age_days: Option<u32>,
+    schedule: String,
+}
+
+impl Default for RawRetention {
+    fn default() -> Self {
+        Self {
+            max_age_days: None,
+            schedule: "0 0 4 * * *".into(),
         }
     }
 }
@@ -446,6 +474,8 @@ fn describe_load_error(err: config::ConfigError) -> ConfigError {
 impl RawConfig {
     fn validate(self) -> Result<Config, ConfigError> {
         let sync = self.sync.validate()?;
+        let retention = self.retention.validate()?;
+        let verify = self.verify.validate()?;
         Ok(Config {
             database: self.database.validate(sync.max_concurrent_bots)?,
             api: self.api.validate()?,
@@ -454,7 +484,8 @@ impl RawConfig {
             shutdown: ShutdownSettings {
                 grace: Duration::from_secs(self.shutdown.grace_secs),
             },
-            verify: self.verify.validate()?,
+            verify,
+            retention,
             log: self.log.validate()?,
             bots: validate_bots(self.bots)?,
             sync,
@@ -677,6 +708,24 @@ impl RawVerify {
     }
 }
 
+impl RawRetention {
+    fn validate(self) -> Result<RetentionSettings, ConfigError> {
+        if let Some(days) = self.max_age_days
+            && !(1..=36_500).contains(&days)
+        {
+            return Err(ConfigError::new(
+                "retention.max_age_days",
+                format!("{days} is outside 1..=36500"),
+            ));
+        }
+        Ok(RetentionSettings {
+            max_age_days: self.max_age_days,
+            schedule: Schedule::parse(&self.schedule)
+                .map_err(|problem| ConfigError::new("retention.schedule", problem))?,
+        })
+    }
+}
+
 impl RawLog {
     fn validate(self) -> Result<LogSettings, ConfigError> {
         tracing_subscriber::EnvFilter::try_new(&self.filter)
@@ -769,6 +818,8 @@ mod tests {
         assert_eq!(config.sync.plan.lookback_days, 2);
         assert_eq!(config.retry.max_attempts, 6);
         assert_eq!(config.bots[0].uid.as_str(), "b-1");
+        assert_eq!(config.retention.max_age_days, None, "kept forever");
+        assert_eq!(config.retention.schedule.as_str(), "0 0 4 * * *");
     }
 
     #[test]
@@ -821,6 +872,11 @@ mod tests {
                 "database.max_connections",
             ),
             ("[log]\nformat = \"xml\"\n", "log.format"),
+            ("[retention]\nmax_age_days = 0\n", "retention.max_age_days"),
+            (
+                "[retention]\nschedule = \"0 4 * * *\"\n",
+                "retention.schedule",
+            ),
             (
                 "[api]\nbase_url = \"https://x/api?key=1\"\n",
                 "api.base_url",

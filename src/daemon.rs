@@ -143,6 +143,15 @@ fn jobs(
         let trigger: Trigger = Arc::new(move || runner.trigger_verify(days, repair));
         jobs.push(("verify".to_owned(), schedule.clone(), trigger));
     }
+    if let Some(max_age_days) = config.retention.max_age_days {
+        let runner = runner.clone();
+        let trigger: Trigger = Arc::new(move || runner.trigger_retention(max_age_days));
+        jobs.push((
+            "retention".to_owned(),
+            config.retention.schedule.clone(),
+            trigger,
+        ));
+    }
     jobs
 }
 
@@ -189,6 +198,15 @@ impl BotRunner {
                 syncer.run_bot(&bot, RunRequest::SCHEDULED).await;
             }
             running.store(false, Ordering::SeqCst);
+        });
+    }
+
+    fn trigger_retention(&self, max_age_days: u32) {
+        let pool = self.syncer.ctx.pool.clone();
+        self.tracker.spawn(async move {
+            if let Err(err) = crate::ops::apply_retention(&pool, max_age_days).await {
+                events::retention_failed(&format!("{err:#}"));
+            }
         });
     }
 

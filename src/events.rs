@@ -176,6 +176,8 @@ pub fn sync_run_finished(
         updated = counts.updated,
         unchanged = counts.unchanged,
         rejected = counts.rejected,
+        forgotten = counts.forgotten,
+        expired = counts.expired,
         incomplete_windows = counts.incomplete_windows,
         elapsed_ms = ms(elapsed),
         "sync_run_finished"
@@ -247,6 +249,35 @@ pub fn database_unavailable(attempt: u32, error: &dyn std::fmt::Display, retry_i
 /// The daemon could not record the configured bots' names (the views show them as NULL).
 pub fn bots_not_recorded(error: &dyn std::fmt::Display) {
     warn!(error = %error, "bots_not_recorded");
+}
+
+/// `leadsync forget` erased leads. Counts only: the values are exactly what must not be kept.
+pub fn leads_forgotten(
+    emails: usize,
+    phones: usize,
+    conversations: usize,
+    leads: u64,
+    rejected: u64,
+    tombstones: u64,
+) {
+    info!(
+        emails,
+        phones, conversations, leads, rejected, tombstones, "leads_forgotten"
+    );
+}
+
+pub fn retention_applied(max_age_days: u32, leads: u64, rejected: u64, elapsed: Duration) {
+    info!(
+        max_age_days,
+        leads,
+        rejected,
+        elapsed_ms = ms(elapsed),
+        "retention_applied"
+    );
+}
+
+pub fn retention_failed(error: &dyn std::fmt::Display) {
+    error!(error = %error, "retention_failed");
 }
 
 pub fn sync_tick_skipped(bot: &BotUid) {

@@ -10,7 +10,7 @@ use leadsync::{
     cli::{Cli, Command},
     config::{Config, ConfigError},
     daemon, demo,
-    domain::{BotUid, DayRange},
+    domain::{BotUid, DayRange, ErasureKey},
     fake_api::FakeApi,
     ops, shutdown,
     sync::{RunOutcome, RunRequest},
@@ -87,6 +87,59 @@ async fn with_config(
             }
             Err(err) => finish::<()>(Err(err)),
         },
+        Command::Forget {
+            emails,
+            phones,
+            conversations,
+        } => {
+            let keys = match erasure_keys(emails, phones, conversations) {
+                Ok(keys) => keys,
+                Err(err) => return config_error(&err),
+            };
+            let result = async {
+                if config.database.migrate_on_start {
+                    app::migrate(&pool).await?;
+                }
+                ops::forget(&pool, &keys).await
+            };
+            match result.await {
+                Ok(erased) => {
+                    println!(
+                        "forgot {} value(s): removed {} lead(s) and {} rejected record(s); \
+                         no later sync will store them again",
+                        keys.len(),
+                        erased.leads,
+                        erased.rejected
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(err) => finish::<()>(Err(err)),
+            }
+        }
+        Command::Retention => {
+            let Some(max_age_days) = config.retention.max_age_days else {
+                return config_error(&ConfigError {
+                    setting: "retention.max_age_days".into(),
+                    problem: "not set: leads are kept forever, there is nothing to delete".into(),
+                });
+            };
+            let result = async {
+                if config.database.migrate_on_start {
+                    app::migrate(&pool).await?;
+                }
+                ops::apply_retention(&pool, max_age_days).await
+            };
+            match result.await {
+                Ok(expired) => {
+                    println!(
+                        "deleted {} lead(s) older than {max_age_days} days and {} rejected record(s) not seen since",
+                        expired.leads, expired.rejected
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(err) => finish::<()>(Err(err)),
+            }
+        }
         _ => {
             let keys = match config.resolve_api_keys(env) {
                 Ok(keys) => keys,
@@ -249,6 +302,33 @@ async fn verify(
     } else {
         ExitCode::from(EXIT_FAILURE)
     }
+}
+
+/// The command line's values, parsed; an error names the flag, never the value.
+fn erasure_keys(
+    emails: &[String],
+    phones: &[String],
+    conversations: &[String],
+) -> Result<Vec<ErasureKey>, ConfigError> {
+    let parse = |flag: &str, values: &[String], parse: fn(&str) -> Result<ErasureKey, _>| {
+        values
+            .iter()
+            .map(|value| {
+                parse(value).map_err(|err: leadsync::domain::InvalidErasureKey| ConfigError {
+                    setting: flag.into(),
+                    problem: format!("a value {err}"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let mut keys = parse("--email", emails, ErasureKey::email)?;
+    keys.extend(parse("--phone", phones, ErasureKey::phone)?);
+    keys.extend(parse(
+        "--conversation",
+        conversations,
+        ErasureKey::conversation,
+    )?);
+    Ok(keys)
 }
 
 fn configured_bot(config: &Config, name: &str) -> Result<BotUid, ConfigError> {

@@ -4,11 +4,13 @@
 //! (config loading, the API client) parse into them, and nothing past the edge checks again.
 
 mod bot;
+mod erasure;
 mod lead;
 mod run_counts;
 mod window;
 
 pub use bot::{BotUid, InvalidBotUid};
+pub use erasure::{ErasureKey, InvalidErasureKey};
 pub use lead::{Lead, RejectReason, RejectedLead};
 pub use run_counts::{RunCounts, UpsertCounts};
 pub use window::{DayRange, PlanSettings, SyncState, next_span_days, plan_run};

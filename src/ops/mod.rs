@@ -1,9 +1,13 @@
-//! Operator commands: `status`, `check`, `backfill`, `verify`.
+//! Operator commands: `status`, `check`, `backfill`, `verify`, `forget`, `retention`.
 
 mod check;
+mod erasure;
+mod retention;
 mod status;
 mod verify;
 
 pub use check::check;
+pub use erasure::forget;
+pub use retention::{Expired, apply_retention};
 pub use status::status;
 pub use verify::{DayDrift, repair_ranges, verify_bot};

@@ -28,7 +28,8 @@ pub struct DayDrift {
 /// the rows stored, lead by lead. The API's day filter has an undocumented time zone, so its
 /// own per-day `total` cannot be matched to UTC days: the range is read with a day of margin on
 /// each side and bucketed by each lead's `created_at` instead. Logs one `verify_day_drifted`
-/// per day that differs.
+/// per day that differs. A lead the sync would not store (erased by `forget`, or older than
+/// `retention.max_age_days`) is not expected in the copy.
 pub async fn verify_bot(
     ctx: &SyncContext,
     client: &ChatofClient,
@@ -40,6 +41,9 @@ pub async fn verify_bot(
     let tomorrow = today + Days::new(1);
     let read = DayRange::new(first - Days::new(1), tomorrow).expect("first <= today");
     let listed = list_leads(ctx, client, bot, read).await?;
+    // Erased or past retention: listed by the API, rightly absent from the copy.
+    let unstorable =
+        store::unstorable_conversations(&ctx.pool, &listed.values().collect::<Vec<_>>()).await?;
     let stored = store::lead_keys_between(&ctx.pool, bot, first, tomorrow).await?;
 
     let mut by_day: BTreeMap<NaiveDate, (HashSet<String>, HashSet<String>)> = BTreeMap::new();
@@ -48,7 +52,10 @@ pub async fn verify_bot(
         by_day.insert(day, Default::default());
         day = day + Days::new(1);
     }
-    for lead in listed.values() {
+    for lead in listed
+        .values()
+        .filter(|lead| !unstorable.contains(&lead.conversation_uid))
+    {
         if let Some((api, _)) = by_day.get_mut(&lead.created_at.date_naive()) {
             api.insert(lead.conversation_uid.clone());
         }

@@ -1,6 +1,53 @@
+use std::sync::LazyLock;
+
 use sqlx::PgExecutor;
 
+use super::erasure::matches_tombstone;
+
 use crate::domain::{BotUid, Lead, UpsertCounts};
+
+/// The statement of [`upsert_leads`], built once with the tombstone match written in.
+static UPSERT_LEADS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        r#"
+        WITH incoming AS (
+            SELECT * FROM UNNEST($2::text[], $3::timestamptz[], $4::text[], $5::text[],
+                                 $6::text[], $7::text[], $8::jsonb[])
+                AS t(conversation_uid, created_at, name, email, phone, remark, raw)
+        ), classified AS (
+            SELECT i.*,
+                   -- The uncorrelated EXISTS is evaluated once: no tombstones, no hashing.
+                   (EXISTS (SELECT FROM forgotten_leads)
+                    AND {matches_tombstone}) AS forgotten,
+                   is_expired(i.created_at) AS expired
+              FROM incoming i
+        ), purged AS (
+            -- A stored lead that now matches a tombstone (an email added to it since) goes too.
+            DELETE FROM leads WHERE conversation_uid IN
+                (SELECT conversation_uid FROM classified WHERE forgotten)
+        ), written AS (
+            INSERT INTO leads AS l (conversation_uid, bot_uid, created_at, name, email, phone, remark, raw)
+            SELECT conversation_uid, $1, created_at, name, email, phone, remark, raw FROM classified
+             WHERE NOT (forgotten OR expired)
+            ON CONFLICT (conversation_uid) DO UPDATE
+               SET bot_uid = EXCLUDED.bot_uid, created_at = EXCLUDED.created_at,
+                   name = EXCLUDED.name, email = EXCLUDED.email, phone = EXCLUDED.phone,
+                   remark = EXCLUDED.remark, raw = EXCLUDED.raw, last_changed_at = now()
+             WHERE (l.bot_uid, l.created_at, l.name, l.email, l.phone, l.remark, l.raw)
+                   IS DISTINCT FROM
+                   (EXCLUDED.bot_uid, EXCLUDED.created_at, EXCLUDED.name, EXCLUDED.email,
+                    EXCLUDED.phone, EXCLUDED.remark, EXCLUDED.raw)
+            -- xmax = 0 only on a freshly inserted row version.
+            RETURNING (xmax = 0) AS inserted
+        )
+        SELECT (SELECT count(*) FILTER (WHERE inserted) FROM written),
+               (SELECT count(*) FILTER (WHERE NOT inserted) FROM written),
+               (SELECT count(*) FILTER (WHERE forgotten) FROM classified),
+               (SELECT count(*) FILTER (WHERE expired AND NOT forgotten) FROM classified)
+        "#,
+        matches_tombstone = matches_tombstone("i.conversation_uid", "i.email", "i.phone")
+    )
+});
 
 /// Upserts one page of leads in one statement, keyed on `conversation_uid`.
 ///
@@ -8,6 +55,12 @@ use crate::domain::{BotUid, Lead, UpsertCounts};
 /// statement): the caller deduplicates. A row whose content is the same as stored is not
 /// rewritten (the `IS DISTINCT FROM` guard: no dead tuple, no WAL, `last_changed_at` kept);
 /// it counts as unchanged.
+///
+/// Two kinds of lead are not stored, in the same statement (so within the page's transaction):
+/// a lead matching a tombstone of `leadsync forget` (counted `forgotten`), and a lead older
+/// than `retention.max_age_days`, which the connection carries (see [`super::limit_lead_age`];
+/// counted `expired`): the retention job would only delete it again. Either way no sync — the
+/// lookback, a backfill, a repair — brings such a lead back.
 pub async fn upsert_leads(
     executor: impl PgExecutor<'_>,
     bot: &BotUid,
@@ -32,45 +85,26 @@ pub async fn upsert_leads(
         remarks.push(lead.remark.as_deref());
         raws.push(&lead.raw);
     }
-    let (inserted, updated): (i64, i64) = sqlx::query_as(
-        r#"
-        WITH incoming AS (
-            SELECT * FROM UNNEST($2::text[], $3::timestamptz[], $4::text[], $5::text[],
-                                 $6::text[], $7::text[], $8::jsonb[])
-                AS t(conversation_uid, created_at, name, email, phone, remark, raw)
-        ), written AS (
-            INSERT INTO leads AS l (conversation_uid, bot_uid, created_at, name, email, phone, remark, raw)
-            SELECT conversation_uid, $1, created_at, name, email, phone, remark, raw FROM incoming
-            ON CONFLICT (conversation_uid) DO UPDATE
-               SET bot_uid = EXCLUDED.bot_uid, created_at = EXCLUDED.created_at,
-                   name = EXCLUDED.name, email = EXCLUDED.email, phone = EXCLUDED.phone,
-                   remark = EXCLUDED.remark, raw = EXCLUDED.raw, last_changed_at = now()
-             WHERE (l.bot_uid, l.created_at, l.name, l.email, l.phone, l.remark, l.raw)
-                   IS DISTINCT FROM
-                   (EXCLUDED.bot_uid, EXCLUDED.created_at, EXCLUDED.name, EXCLUDED.email,
-                    EXCLUDED.phone, EXCLUDED.remark, EXCLUDED.raw)
-            -- xmax = 0 only on a freshly inserted row version.
-            RETURNING (xmax = 0) AS inserted
-        )
-        SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
-        "#,
-    )
-    .bind(bot.as_str())
-    .bind(&uids)
-    .bind(&created)
-    .bind(&names)
-    .bind(&emails)
-    .bind(&phones)
-    .bind(&remarks)
-    .bind(&raws)
-    .fetch_one(executor)
-    .await?;
-    let inserted = inserted as u64;
-    let updated = updated as u64;
+    let (inserted, updated, forgotten, expired): (i64, i64, i64, i64) =
+        sqlx::query_as(&UPSERT_LEADS)
+            .bind(bot.as_str())
+            .bind(&uids)
+            .bind(&created)
+            .bind(&names)
+            .bind(&emails)
+            .bind(&phones)
+            .bind(&remarks)
+            .bind(&raws)
+            .fetch_one(executor)
+            .await?;
+    let [inserted, updated, forgotten, expired] =
+        [inserted, updated, forgotten, expired].map(|count| count as u64);
     Ok(UpsertCounts {
         inserted,
         updated,
-        unchanged: leads.len() as u64 - inserted - updated,
+        unchanged: leads.len() as u64 - inserted - updated - forgotten - expired,
+        forgotten,
+        expired,
     })
 }
 

@@ -2,9 +2,11 @@
 //! writes a query.
 
 mod bots;
+mod erasure;
 mod leads;
 mod locks;
 mod rejected;
+mod retention;
 mod runs;
 mod status;
 mod sync_state;
@@ -19,9 +21,11 @@ use sqlx::{
 };
 
 pub use bots::upsert_bots;
+pub use erasure::{Erased, forget_leads, unstorable_conversations};
 pub use leads::{count_leads, upsert_leads};
 pub use locks::{BotLock, try_lock_bot};
 pub use rejected::record_rejected_leads;
+pub use retention::{delete_expired_leads, delete_expired_rejects};
 pub use runs::{RunKind, RunStatus, abandon_unfinished_runs, finish_run, start_run};
 pub use sqlx::{Error as DbError, PgConnection, PgPool as Pool, Postgres, Transaction};
 
@@ -41,6 +45,13 @@ pub fn connect_options(url: &SecretString) -> Result<PgConnectOptions, DbError> 
         // Statement text is ours and carries no personal data, but keep the log quiet anyway.
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(5)))
+}
+
+/// Makes every session of these options refuse to store leads older than `max_age_days`
+/// (`retention.max_age_days`): [`upsert_leads`] reads the setting, so a backfill or a repair
+/// of old days does not bring back what the retention job deletes.
+pub fn limit_lead_age(options: PgConnectOptions, max_age_days: u32) -> PgConnectOptions {
+    options.options([("leadsync.retention_max_age_days", max_age_days.to_string())])
 }
 
 /// A pool that connects lazily: a database that is down at start-up shows as an error on first

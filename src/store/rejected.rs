@@ -11,6 +11,9 @@ pub type NewRejection = (String, Option<String>);
 /// Keeps records that could not become leads, once per distinct payload per bot: a malformed
 /// record that every run re-reads bumps `times_seen` instead of piling up. Returns the ones
 /// seen for the first time, so they are reported once rather than on every run.
+///
+/// A record whose raw conversation uid, email or phone matches a tombstone of
+/// `leadsync forget` is not kept: an erased person's data stays erased, malformed or not.
 pub async fn record_rejected_leads(
     executor: impl PgExecutor<'_>,
     bot: &BotUid,
@@ -32,16 +35,22 @@ pub async fn record_rejected_leads(
     if raws.is_empty() {
         return Ok(Vec::new());
     }
-    let written: Vec<(bool, String, Option<String>)> = sqlx::query_as(
+    let written: Vec<(bool, String, Option<String>)> = sqlx::query_as(&format!(
         r#"
         INSERT INTO rejected_leads AS r (bot_uid, last_run_id, reason, conversation_uid, raw)
         SELECT $1, $2, reason, conversation_uid, raw
           FROM UNNEST($3::text[], $4::text[], $5::jsonb[]) AS t(reason, conversation_uid, raw)
+         WHERE NOT {}
         ON CONFLICT (bot_uid, raw_md5) DO UPDATE
            SET last_seen_at = now(), times_seen = r.times_seen + 1, last_run_id = EXCLUDED.last_run_id
         RETURNING (xmax = 0), reason, conversation_uid
         "#,
-    )
+        super::erasure::matches_tombstone(
+            "raw->>'conversation_uid'",
+            "raw->>'email'",
+            "raw->>'phone'"
+        )
+    ))
     .bind(bot.as_str())
     .bind(run_id)
     .bind(&reasons)

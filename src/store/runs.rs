@@ -94,7 +94,7 @@ pub async fn finish_run(
             SET status = $2, finished_at = now(), windows = $3, pages = $4, requests = $5,
                 retries = $6, rereads = $7, fetched = $8, inserted = $9, updated = $10,
                 unchanged = $11, rejected = $12, incomplete_windows = $13, hwm_after = $14,
-                error = $15
+                error = $15, forgotten = $16, expired = $17
           WHERE run_id = $1",
     )
     .bind(run_id)
@@ -112,6 +112,8 @@ pub async fn finish_run(
     .bind(count(counts.incomplete_windows))
     .bind(hwm_after)
     .bind(error)
+    .bind(count(counts.forgotten))
+    .bind(count(counts.expired))
     .execute(executor)
     .await?;
     Ok(())

@@ -341,6 +341,7 @@ async fn an_analyst_reads_the_leads_and_views_but_cannot_write_or_see_the_bookke
         "sync_runs",
         "sync_state",
         "rejected_leads",
+        "forgotten_leads",
         "bots",
         "_sqlx_migrations",
     ] {

@@ -409,3 +409,25 @@ pub async fn http_get(url: &str) -> (u16, String) {
     let status = response.status().as_u16();
     (status, response.text().await.expect("body"))
 }
+
+/// Runs `leadsync --config <config> <args>` to the end, as an operator would (the API key set,
+/// no DATABASE_URL or RUST_LOG from the test's environment), on a blocking thread so the fake
+/// API keeps answering. (exit code, stdout, stderr).
+pub async fn leadsync_command(config: &ConfigFile, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_leadsync"));
+    command
+        .args(["--config", config.path()])
+        .args(args)
+        .env("CHATOFAI_API_KEY", KEY)
+        .env_remove("DATABASE_URL")
+        .env_remove("RUST_LOG");
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .expect("run leadsync");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
