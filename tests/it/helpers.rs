@@ -369,6 +369,19 @@ impl Process {
         self.wait_for(event, |line| line["message"] == event).await
     }
 
+    /// Every line the process has written, read until it ends (ask it to stop first), or for
+    /// at most 60 s.
+    pub async fn all_lines(&mut self) -> Vec<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while let Ok(Some(line)) = tokio::time::timeout_at(deadline, self.lines.recv()).await {
+            self.seen.push(line.to_string());
+        }
+        self.seen
+            .iter()
+            .map(|line| serde_json::from_str(line).expect("kept as JSON"))
+            .collect()
+    }
+
     fn tail(&self) -> String {
         let start = self.seen.len().saturating_sub(15);
         self.seen[start..].join("\n")

@@ -12,5 +12,6 @@ mod faults;
 mod incremental;
 mod interruption;
 mod operations;
+mod privacy;
 mod rejects;
 mod retention;
