@@ -232,3 +232,55 @@ async fn forget_needs_a_value_and_refuses_blank_ones_without_echoing_them() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn forget_waits_for_a_page_being_committed_and_erases_what_it_stored() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    assert_all_succeeded(&h.sync().await);
+    let bot = leadsync::domain::BotUid::parse(BOT_A).expect("uid");
+    let lead = leadsync::domain::Lead::from_raw(
+        &bot,
+        json!({"bot_uid": BOT_A, "conversation_uid": EMAIL_UID,
+               "created_at": days_ago(1).to_rfc3339(), "email": EMAIL}),
+    )
+    .expect("a lead");
+
+    // A sync's page, upserted but not committed yet.
+    let mut page = h.db.pool.acquire().await.expect("connection");
+    sqlx::query("BEGIN")
+        .execute(&mut *page)
+        .await
+        .expect("begin");
+    leadsync::store::upsert_leads(&mut *page, &bot, &[&lead])
+        .await
+        .expect("upsert");
+    let pool = h.db.pool.clone();
+    let forget = tokio::spawn(async move {
+        let key = leadsync::domain::ErasureKey::email("ada.lovelace@example.com").expect("key");
+        leadsync::ops::forget(&pool, &[key]).await
+    });
+    // The erasure waits for the page's lock (no sleep: poll the server's view of it).
+    loop {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT FROM pg_stat_activity
+                             WHERE datname = current_database() AND wait_event_type = 'Lock'
+                               AND query LIKE 'LOCK TABLE leads%')",
+        )
+        .fetch_one(&h.db.pool)
+        .await
+        .expect("pg_stat_activity");
+        if waiting {
+            break;
+        }
+        assert!(!forget.is_finished(), "forget did not wait for the page");
+        tokio::task::yield_now().await;
+    }
+    sqlx::query("COMMIT")
+        .execute(&mut *page)
+        .await
+        .expect("commit");
+
+    let erased = forget.await.expect("join").expect("forget");
+    assert_eq!(erased.leads, 1);
+    assert!(h.stored(BOT_A).await.is_empty());
+}
