@@ -178,6 +178,9 @@ impl<'a> WindowReader<'a> {
         let page_newest = leads.iter().map(|lead| lead.created_at).max();
 
         let mut tx = store::begin(conn).await?;
+        if !completes_window {
+            store::defer_durability(&mut *tx).await?;
+        }
         let written = store::upsert_leads(&mut *tx, self.bot, &leads).await?;
         counts.unchanged += (page.records.len() - rejected.len() - leads.len()) as u64;
         let first_seen =
