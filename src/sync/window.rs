@@ -56,6 +56,11 @@ impl Pass {
     }
 }
 
+/// Pages read but not yet stored go to the database together once they hold this many
+/// records (or the listing ends): one statement and one transaction per batch instead of per
+/// page. A crash loses at most one batch of reading, never data: the mark has not moved.
+const WRITE_BATCH_RECORDS: usize = 1_000;
+
 impl<'a> WindowReader<'a> {
     pub(super) fn new(
         ctx: &'a SyncContext,
@@ -87,6 +92,8 @@ impl<'a> WindowReader<'a> {
         loop {
             let mut pass = Pass::default();
             let mut page_number = 1;
+            let mut batch = Vec::new();
+            let mut batched = 0;
             loop {
                 let page = match first_page.take() {
                     Some(page) => page,
@@ -95,8 +102,14 @@ impl<'a> WindowReader<'a> {
                 let is_last = self.take_in(&mut pass, &page, page_number);
                 let complete =
                     is_last && (!pass.missing() || reread >= self.ctx.max_window_rereads);
-                self.commit_page(conn, page, page_number, complete, counts)
-                    .await?;
+                batched += page.records.len();
+                batch.push(page);
+                if is_last || batched >= WRITE_BATCH_RECORDS {
+                    let pages = std::mem::take(&mut batch);
+                    self.commit_pages(conn, pages, page_number, complete, counts)
+                        .await?;
+                    batched = 0;
+                }
                 if is_last {
                     break;
                 }
@@ -151,23 +164,25 @@ impl<'a> WindowReader<'a> {
         fetch_page(self.ctx, self.client, self.bot, self.window, page, counts).await
     }
 
-    /// Stores one page in one transaction; the window's final page also moves the
-    /// high-water mark, in the same transaction, after every earlier page has committed.
-    async fn commit_page(
+    /// Stores a batch of pages in one statement and one transaction; the window's final batch
+    /// also moves the high-water mark, in the same transaction, after every earlier batch of
+    /// the window has committed. `page_number` is the batch's last page.
+    async fn commit_pages(
         &mut self,
         conn: &mut PgConnection,
-        page: LeadsPage,
+        pages: Vec<LeadsPage>,
         page_number: u32,
         completes_window: bool,
         counts: &mut RunCounts,
     ) -> Result<(), SyncError> {
-        counts.pages += 1;
-        counts.fetched += page.records.len() as u64;
-        let mut latest: HashMap<&str, &Lead> = HashMap::with_capacity(page.records.len());
+        let records = pages.iter().map(|page| page.records.len()).sum::<usize>();
+        counts.pages += pages.len() as u64;
+        counts.fetched += records as u64;
+        let mut latest: HashMap<&str, &Lead> = HashMap::with_capacity(records);
         let mut rejected: Vec<&RejectedLead> = Vec::new();
-        for record in &page.records {
+        for record in pages.iter().flat_map(|page| &page.records) {
             match record {
-                // Later copies win: a page may repeat a lead (the listing shifted).
+                // Later copies win: the listing may repeat a lead (it shifted while we paged).
                 Ok(lead) => {
                     latest.insert(lead.conversation_uid.as_str(), lead);
                 }
@@ -182,7 +197,7 @@ impl<'a> WindowReader<'a> {
             store::defer_durability(&mut *tx).await?;
         }
         let written = store::upsert_leads(&mut *tx, self.bot, &leads).await?;
-        counts.unchanged += (page.records.len() - rejected.len() - leads.len()) as u64;
+        counts.unchanged += (records - rejected.len() - leads.len()) as u64;
         let first_seen =
             store::record_rejected_leads(&mut *tx, self.bot, self.run_id, &rejected).await?;
         let newest = self.newest.max(page_newest);
