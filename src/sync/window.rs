@@ -3,7 +3,12 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{SyncError, fetch::fetch_page, run::SyncContext};
+use super::{
+    SyncError,
+    fetch::fetch_page,
+    prefetch::{Prefetch, page_count},
+    run::SyncContext,
+};
 use crate::{
     chatof::{ChatofClient, LeadsPage},
     domain::{BotUid, DayRange, Lead, RejectedLead, RunCounts},
@@ -11,14 +16,15 @@ use crate::{
     store::{self, PgConnection},
 };
 
-/// Reads one window page by page, committing each page in its own transaction.
+/// Reads one window page by page (fetching ahead once the first page gave the total), and
+/// stores the pages in batches, one transaction each.
 ///
 /// The listing's order is undocumented and it is paged by offset, so the world can shift under
 /// us: a lead that arrives while we page pushes every later record one place down (we see one
 /// twice and miss the new one). So: read until a page comes back empty, or short with nothing
 /// missing; count the distinct records seen against the largest `total` the server reported;
 /// on a shortfall read the window again (bounded). Duplicates are harmless: the upsert keys on
-/// `conversation_uid`. Only the transaction of the window's final page moves the high-water mark.
+/// `conversation_uid`. Only the transaction of the window's final batch moves the high-water mark.
 pub(super) struct WindowReader<'a> {
     ctx: &'a SyncContext,
     bot: &'a BotUid,
@@ -94,11 +100,28 @@ impl<'a> WindowReader<'a> {
             let mut page_number = 1;
             let mut batch = Vec::new();
             let mut batched = 0;
+            let mut ahead: Option<Prefetch> = None;
             loop {
-                let page = match first_page.take() {
-                    Some(page) => page,
-                    None => self.fetch(page_number, counts).await?,
+                let page = match (first_page.take(), ahead.as_mut()) {
+                    (Some(page), _) => page,
+                    (None, Some(prefetch)) if prefetch.delivers(page_number) => {
+                        prefetch.take(counts).await?
+                    }
+                    (None, _) => self.fetch(page_number, counts).await?,
                 };
+                if page_number == 1
+                    && let Some(last) =
+                        page_count(&page, self.ctx.page_size).filter(|&last| last > 1)
+                {
+                    ahead = Some(Prefetch::start(
+                        self.ctx,
+                        self.client,
+                        self.bot,
+                        self.window,
+                        2,
+                        last,
+                    ));
+                }
                 let is_last = self.take_in(&mut pass, &page, page_number);
                 let complete =
                     is_last && (!pass.missing() || reread >= self.ctx.max_window_rereads);
