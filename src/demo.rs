@@ -144,9 +144,9 @@ pub async fn run_demo(database_url: &str, fault_rate: f64) -> anyhow::Result<()>
     );
     println!(
         "\nTry next (psql {database_url}):\n\
-         \x20 SELECT bot_uid, date_trunc('day', created_at) AS day, count(*) FROM leads GROUP BY 1, 2 ORDER BY 2 DESC LIMIT 10;\n\
-         \x20 SELECT created_at, name, email, left(remark, 60) AS remark FROM leads ORDER BY created_at DESC LIMIT 5;\n\
-         \x20 SELECT bot_uid, status, started_at, requests, inserted, updated, unchanged, rejected FROM sync_runs ORDER BY started_at DESC LIMIT 6;"
+         \x20 SELECT bot_name, day, leads FROM leads_per_bot_day ORDER BY day DESC, bot_name LIMIT 10;\n\
+         \x20 SELECT created_at, bot_name, name, email, left(remark, 60) AS remark FROM latest_leads LIMIT 5;\n\
+         \x20 SELECT * FROM sync_freshness;"
     );
     anyhow::ensure!(all_match, "the demo's copy does not match the fake API");
     Ok(())

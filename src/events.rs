@@ -52,6 +52,8 @@ fn count_leads(bot: &BotUid, counts: &RunCounts) {
         ("updated", counts.updated),
         ("unchanged", counts.unchanged),
         ("rejected", counts.rejected),
+        ("forgotten", counts.forgotten),
+        ("expired", counts.expired),
     ] {
         metrics()
             .leads

@@ -56,7 +56,7 @@ impl Metrics {
         let leads = Family::<LeadLabels, Counter>::default();
         registry.register(
             "leads",
-            "Leads received, by bot and what became of them (inserted, updated, unchanged, rejected)",
+            "Leads received, by bot and what became of them (inserted, updated, unchanged, rejected, forgotten, expired)",
             leads.clone(),
         );
         let api_requests = Family::<RequestLabels, Counter>::default();
