@@ -94,27 +94,19 @@ impl Drop for TestRoles {
             self.db_url.clone(),
             [self.person.clone(), self.analyst.clone(), self.app.clone()],
         );
-        // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                if let Ok(mut admin) = PgConnection::connect(&url).await {
-                    for role in roles {
-                        // Its grants and objects in the test database, then the role itself.
-                        let _ = sqlx::query(&format!("DROP OWNED BY {role}"))
-                            .execute(&mut admin)
-                            .await;
-                        let _ = sqlx::query(&format!("DROP ROLE IF EXISTS {role}"))
-                            .execute(&mut admin)
-                            .await;
-                    }
+        clean_up_after_test(async move {
+            if let Ok(mut admin) = PgConnection::connect(&url).await {
+                for role in roles {
+                    // Its grants and objects in the test database, then the role itself.
+                    let _ = sqlx::query(&format!("DROP OWNED BY {role}"))
+                        .execute(&mut admin)
+                        .await;
+                    let _ = sqlx::query(&format!("DROP ROLE IF EXISTS {role}"))
+                        .execute(&mut admin)
+                        .await;
                 }
-            });
+            }
         });
-        let _ = cleanup.join();
     }
 }
 

@@ -61,22 +61,27 @@ fn with_database(server: &str, name: &str) -> String {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
-        // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                if let Ok(mut admin) = PgConnection::connect(&server_url()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut admin)
-                        .await;
-                }
-            });
+        clean_up_after_test(async move {
+            if let Ok(mut admin) = PgConnection::connect(&server_url()).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await;
+            }
         });
-        let _ = cleanup.join();
     }
+}
+
+/// Runs async clean-up from a `Drop`: that runs inside the test's runtime, so the clean-up
+/// gets a thread and a runtime of its own.
+pub fn clean_up_after_test(cleanup: impl std::future::Future<Output = ()> + Send + 'static) {
+    let worker = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(cleanup);
+    });
+    let _ = worker.join();
 }
 
 /// A test's world: its database, the fake API, and the config pointing one at the other.
