@@ -20,6 +20,7 @@
 pub mod app;
 pub mod chatof;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod demo;

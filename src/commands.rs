@@ -1,0 +1,325 @@
+//! The command line's commands, one function each, from parsed arguments to an [`Outcome`].
+//! They print their results on stdout; `main` only turns the outcome into an exit code.
+
+use std::{collections::HashMap, net::SocketAddr};
+
+use anyhow::Context as _;
+use chrono::{Days, NaiveDate, Utc};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    app::{self, Syncer},
+    cli::Command,
+    config::{Config, ConfigError},
+    daemon, demo,
+    domain::{BotUid, DayRange, ErasureKey, InvalidErasureKey},
+    fake_api::FakeApi,
+    ops, shutdown,
+    store::Pool,
+    sync::{RunOutcome, RunRequest},
+};
+
+/// How a command ended (README, "Exit codes"). An `Err` from a command is a failure too.
+#[derive(Debug)]
+pub enum Outcome {
+    Success,
+    /// The command reported what failed itself.
+    Failed,
+    /// Some bots failed while others succeeded.
+    Partial,
+    /// A setting or flag is wrong; nothing was done.
+    Config(ConfigError),
+}
+
+impl From<ConfigError> for Outcome {
+    fn from(err: ConfigError) -> Self {
+        Self::Config(err)
+    }
+}
+
+/// The API key of each configured bot.
+type Keys = HashMap<BotUid, SecretString>;
+
+/// Runs a command that needs the configuration (all but `demo` and `fake-api`).
+pub async fn execute(
+    command: &Command,
+    config: &Config,
+    env: &HashMap<String, String>,
+) -> anyhow::Result<Outcome> {
+    let pool = app::connect(config)?;
+    match command {
+        Command::Migrate => app::migrate(&pool).await.map(|()| Outcome::Success),
+        Command::Status { json } => {
+            print!("{}", ops::status(config, &pool, *json).await?);
+            Ok(Outcome::Success)
+        }
+        Command::Forget {
+            emails,
+            phones,
+            conversations,
+        } => forget(config, &pool, emails, phones, conversations).await,
+        Command::Retention => retention(config, &pool).await,
+        _ => {
+            let keys = match config.resolve_api_keys(env) {
+                Ok(keys) => keys,
+                Err(err) => return Ok(err.into()),
+            };
+            if let Command::Check = command {
+                let (report, ok) = ops::check(config, &pool, &keys).await;
+                print!("{report}");
+                return Ok(if ok {
+                    Outcome::Success
+                } else {
+                    Outcome::Failed
+                });
+            }
+            let cancel = shutdown::on_signals().context("listening for SIGTERM and SIGINT")?;
+            with_api(command, config, &pool, &keys, cancel).await
+        }
+    }
+}
+
+/// The commands that call the API and stop cleanly on a signal.
+async fn with_api(
+    command: &Command,
+    config: &Config,
+    pool: &Pool,
+    keys: &Keys,
+    cancel: CancellationToken,
+) -> anyhow::Result<Outcome> {
+    match command {
+        Command::Sync { bots } => {
+            let only: Vec<BotUid> = match bots
+                .iter()
+                .map(|name| configured_bot(config, name))
+                .collect()
+            {
+                Ok(only) => only,
+                Err(err) => return Ok(Outcome::Config(err)),
+            };
+            let reports = app::sync_once(config, pool, keys, &only, cancel).await?;
+            Ok(match app::tally(&reports) {
+                (_, 0, _) => Outcome::Success,
+                (0, _, 0) => Outcome::Failed,
+                _ => Outcome::Partial,
+            })
+        }
+        Command::Run => daemon::run(config, keys, cancel)
+            .await
+            .map(|()| Outcome::Success),
+        Command::Backfill { bot, from, to } => {
+            backfill(config, pool, keys, bot, *from, *to, cancel).await
+        }
+        Command::Verify {
+            bot,
+            days,
+            repair,
+            json,
+        } => {
+            let bots = match bot {
+                Some(name) => match configured_bot(config, name) {
+                    Ok(bot) => vec![bot],
+                    Err(err) => return Ok(err.into()),
+                },
+                None => config.bots.iter().map(|bot| bot.uid.clone()).collect(),
+            };
+            let syncer = Syncer::new(config, pool, keys, cancel)?;
+            verify(&syncer, &bots, *days, *repair, *json).await
+        }
+        other => unreachable!("{other:?} does not call the API"),
+    }
+}
+
+async fn backfill(
+    config: &Config,
+    pool: &Pool,
+    keys: &Keys,
+    bot: &str,
+    from: NaiveDate,
+    to: Option<NaiveDate>,
+    cancel: CancellationToken,
+) -> anyhow::Result<Outcome> {
+    let bot = match configured_bot(config, bot) {
+        Ok(bot) => bot,
+        Err(err) => return Ok(err.into()),
+    };
+    let last = to.unwrap_or_else(|| Utc::now().date_naive());
+    let Some(range) = DayRange::new(from, last + Days::new(1)) else {
+        return Ok(Outcome::Config(ConfigError {
+            setting: "--from".into(),
+            problem: format!("{from} is after --to {last}"),
+        }));
+    };
+    if config.database.migrate_on_start {
+        app::migrate(pool).await?;
+    }
+    let syncer = Syncer::new(config, pool, keys, cancel)?;
+    let report = syncer.run_bot(&bot, RunRequest::backfill(range)).await;
+    match report.outcome {
+        RunOutcome::Succeeded => {
+            let c = report.counts;
+            println!(
+                "backfill of {bot} {from}..{last}: {} requests, {} inserted, {} updated, {} unchanged, {} rejected",
+                c.requests, c.inserted, c.updated, c.unchanged, c.rejected
+            );
+            Ok(Outcome::Success)
+        }
+        RunOutcome::Skipped => {
+            eprintln!("leadsync: {bot} is being synced by another process; try again");
+            Ok(Outcome::Failed)
+        }
+        RunOutcome::Interrupted => Ok(Outcome::Failed),
+        RunOutcome::Failed(err) => Err(err.into()),
+    }
+}
+
+async fn verify(
+    syncer: &Syncer,
+    bots: &[BotUid],
+    days: u32,
+    repair: bool,
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    let mut all = serde_json::Map::new();
+    let mut clean = true;
+    for bot in bots {
+        match syncer.verify(bot, days, repair).await {
+            Ok(drifts) => {
+                clean &= drifts.is_empty();
+                if json {
+                    all.insert(bot.to_string(), serde_json::json!(drifts));
+                } else if drifts.is_empty() {
+                    println!("{bot}: the last {days} days match the API");
+                } else {
+                    println!("{bot}: {} days differ from the API", drifts.len());
+                    for d in &drifts {
+                        println!(
+                            "  {}  api {}  stored {}  missing {}  extra {}",
+                            d.day, d.api, d.stored, d.missing, d.extra
+                        );
+                    }
+                }
+            }
+            Err(err) => {
+                clean = false;
+                eprintln!("leadsync: verify of {bot} failed: {err}");
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::Value::Object(all));
+    }
+    Ok(if clean {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
+}
+
+async fn forget(
+    config: &Config,
+    pool: &Pool,
+    emails: &[String],
+    phones: &[String],
+    conversations: &[String],
+) -> anyhow::Result<Outcome> {
+    let keys = match erasure_keys(emails, phones, conversations) {
+        Ok(keys) => keys,
+        Err(err) => return Ok(err.into()),
+    };
+    if config.database.migrate_on_start {
+        app::migrate(pool).await?;
+    }
+    let erased = ops::forget(pool, &keys).await?;
+    println!(
+        "forgot {} value(s): removed {} lead(s) and {} rejected record(s); \
+         no later sync will store them again",
+        keys.len(),
+        erased.leads,
+        erased.rejected
+    );
+    Ok(Outcome::Success)
+}
+
+async fn retention(config: &Config, pool: &Pool) -> anyhow::Result<Outcome> {
+    let Some(max_age_days) = config.retention.max_age_days else {
+        return Ok(Outcome::Config(ConfigError {
+            setting: "retention.max_age_days".into(),
+            problem: "not set: leads are kept forever, there is nothing to delete".into(),
+        }));
+    };
+    if config.database.migrate_on_start {
+        app::migrate(pool).await?;
+    }
+    let expired = ops::apply_retention(pool, max_age_days).await?;
+    println!(
+        "deleted {} lead(s) older than {max_age_days} days and {} rejected record(s) not seen since",
+        expired.leads, expired.rejected
+    );
+    Ok(Outcome::Success)
+}
+
+/// `leadsync fake-api`: serves until Ctrl-C.
+pub async fn serve_fake_api(
+    listen: SocketAddr,
+    bots: usize,
+    leads: usize,
+    days: i64,
+    api_key: &str,
+    fault_rate: f64,
+    seed: u64,
+) -> anyhow::Result<()> {
+    let (world, uids) = demo::fake_api_world(bots, leads, days, api_key, seed);
+    world.set_random_faults(fault_rate.clamp(0.0, 0.9), seed);
+    let api = FakeApi::start_on(world, listen).await?;
+    println!(
+        "fake ChatofAI API at {} (Bearer key {api_key:?})",
+        api.base_url()
+    );
+    for uid in &uids {
+        println!("  bot {uid}: {leads} leads over {days} days");
+    }
+    tokio::signal::ctrl_c().await?;
+    api.stop().await;
+    Ok(())
+}
+
+/// The command line's values, parsed; an error names the flag, never the value.
+fn erasure_keys(
+    emails: &[String],
+    phones: &[String],
+    conversations: &[String],
+) -> Result<Vec<ErasureKey>, ConfigError> {
+    let parse = |flag: &str,
+                 values: &[String],
+                 parse: fn(&str) -> Result<ErasureKey, InvalidErasureKey>| {
+        values
+            .iter()
+            .map(|value| {
+                parse(value).map_err(|err| ConfigError {
+                    setting: flag.into(),
+                    problem: format!("a value {err}"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let mut keys = parse("--email", emails, ErasureKey::email)?;
+    keys.extend(parse("--phone", phones, ErasureKey::phone)?);
+    keys.extend(parse(
+        "--conversation",
+        conversations,
+        ErasureKey::conversation,
+    )?);
+    Ok(keys)
+}
+
+fn configured_bot(config: &Config, name: &str) -> Result<BotUid, ConfigError> {
+    BotUid::parse(name)
+        .ok()
+        .filter(|uid| config.bots.iter().any(|bot| &bot.uid == uid))
+        .ok_or_else(|| ConfigError {
+            setting: "--bot".into(),
+            problem: format!("{name:?} is not a configured bot"),
+        })
+}
