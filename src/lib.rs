@@ -3,9 +3,12 @@
 //! The architecture, with arrows pointing one way:
 //!
 //! ```text
-//! main ─▶ app ─▶ sync ─▶ { chatof, store, domain, retry }
-//!          │              (one run for one bot: windows, pages, commits)
-//!          └─▶ demo ─▶ fake_api
+//! main ─▶ commands ─▶ daemon ─▶ { scheduler, http } ─▶ app
+//!            │                                         │
+//!            ├─▶ ops (status, check, verify, forget) ──┤
+//!            │                                         ▼
+//!            └─▶ demo ─▶ fake_api          sync ─▶ { chatof, store, domain, retry }
+//!                                          (one run for one bot: windows, pages, commits)
 //! ```
 //!
 //! - [`domain`]: bots, leads, windows and the high-water mark; depends on nothing.
@@ -13,9 +16,14 @@
 //! - [`retry`]: the one retry policy (transient vs permanent, backoff, `Retry-After`).
 //! - [`store`]: every SQL statement, the embedded migrations, the per-bot lock.
 //! - [`sync`]: one run of one bot; a public function tests call directly.
-//! - [`app`]: wires config, pool and clients for a command.
-//! - [`config`], [`telemetry`], [`events`]: settings, the log subscriber, the named log events.
-//! - [`fake_api`]: a model of ChatofAI over real HTTP, for tests, `demo` and `fake-api`.
+//! - [`app`]: wires config, pool and clients (`Syncer`) for a command.
+//! - [`daemon`], [`scheduler`], [`schedule`], [`shutdown`], [`http`]: `leadsync run`: cron
+//!   jobs that only trigger runs, the stall watchdog, signals, `/healthz` `/readyz` `/metrics`.
+//! - [`ops`], [`commands`], [`cli`]: the operator commands and the command line.
+//! - [`config`], [`telemetry`], [`events`], [`metrics`]: settings, the log subscriber, the named
+//!   log events and the Prometheus metrics they update.
+//! - [`fake_api`], [`demo`]: a model of ChatofAI over real HTTP, for tests, `demo`, `fake-api`
+//!   and the benchmark.
 
 pub mod app;
 pub mod chatof;
