@@ -15,7 +15,7 @@ pub const DEFAULT_DEMO_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/
     about = "Keeps a PostgreSQL copy of the leads ChatofAI chatbots collect"
 )]
 pub struct Cli {
-    /// The TOML configuration file (settings can also come from LEADSYNC__<SECTION>__<KEY>).
+    /// The TOML configuration file (settings can also come from `LEADSYNC__<SECTION>__<KEY>`).
     #[arg(
         long,
         short,

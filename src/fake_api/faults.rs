@@ -12,7 +12,7 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 
-/// One injected failure. See [`Fault::render`] for the exact answers.
+/// One injected failure. `Fault::render` gives the exact answers.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fault {
     /// HTTP 500 with a JSON envelope whose `code` is 500.
