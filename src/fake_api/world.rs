@@ -38,6 +38,10 @@ pub struct WorldSettings {
     pub end_date_inclusive: bool,
     /// The zone in which `start_date`/`end_date` days are interpreted.
     pub day_filter_offset: FixedOffset,
+    /// `false` models a server that clamps silently: `data.page_size` is null.
+    pub reports_page_size: bool,
+    /// `false` models a server that leaves `data.total` null.
+    pub reports_total: bool,
 }
 
 impl Default for WorldSettings {
@@ -47,6 +51,8 @@ impl Default for WorldSettings {
             order: Order::NewestFirst,
             end_date_inclusive: true,
             day_filter_offset: FixedOffset::east_opt(0).expect("zero is a valid offset"),
+            reports_page_size: true,
+            reports_total: true,
         }
     }
 }
@@ -248,8 +254,10 @@ pub(super) struct PageRequest {
 pub(super) struct LeadPage {
     pub leads: Vec<Value>,
     pub page: u32,
-    pub page_size: u32,
-    pub total: usize,
+    /// `None` when the world does not report it.
+    pub page_size: Option<u32>,
+    /// `None` when the world does not report it.
+    pub total: Option<usize>,
 }
 
 /// A shared, mutable model of ChatofAI. Cloning gives another handle to the same world.
@@ -613,6 +621,8 @@ impl World {
             .expect("clamped into 1..=max_page_size, a u32");
         let window = day_window(settings, request.start, request.end);
         let order = settings.order;
+        let (reports_page_size, reports_total) =
+            (settings.reports_page_size, settings.reports_total);
 
         let (leads, total) = match (state.bots.get_mut(bot_uid), window) {
             (Some(bot), Some(window)) => {
@@ -652,8 +662,8 @@ impl World {
         LeadPage {
             leads,
             page: request.page,
-            page_size,
-            total,
+            page_size: reports_page_size.then_some(page_size),
+            total: reports_total.then_some(total),
         }
     }
 }

@@ -4,6 +4,7 @@
 mod error;
 mod fetch;
 mod listing;
+mod pagination;
 mod prefetch;
 mod run;
 mod window;

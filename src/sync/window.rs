@@ -1,4 +1,4 @@
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::{
     SyncError,
     fetch::fetch_page,
+    pagination::Pass,
     prefetch::{Prefetch, page_count},
     run::SyncContext,
 };
@@ -33,33 +34,6 @@ pub(super) struct WindowReader<'a> {
     window: DayRange,
     /// The latest `created_at` among leads committed from this window, across re-reads.
     newest: Option<DateTime<Utc>>,
-}
-
-/// What one pass over the window's pages saw.
-#[derive(Default)]
-struct Pass {
-    seen: HashSet<String>,
-    max_total: Option<u64>,
-    longest_page: usize,
-}
-
-impl Pass {
-    fn missing(&self) -> bool {
-        self.max_total
-            .is_some_and(|total| (self.seen.len() as u64) < total)
-    }
-
-    /// Past this many pages the listing cannot be what `total` says: stop rather than loop.
-    /// A `total` already exceeded is plainly wrong, and bounds nothing.
-    fn page_limit(&self) -> u32 {
-        match self.max_total {
-            Some(total) if total >= self.seen.len() as u64 => {
-                let per_page = self.longest_page.max(1) as u64;
-                u32::try_from(total.div_ceil(per_page) + 2).unwrap_or(u32::MAX)
-            }
-            _ => u32::MAX,
-        }
-    }
 }
 
 /// Pages read but not yet stored go to the database together once they hold this many
@@ -122,7 +96,7 @@ impl<'a> WindowReader<'a> {
                         last,
                     ));
                 }
-                let is_last = self.take_in(&mut pass, &page, page_number);
+                let is_last = pass.take_in(&page, page_number, self.ctx.page_size);
                 let complete =
                     is_last && (!pass.missing() || reread >= self.ctx.max_window_rereads);
                 batched += page.records.len();
@@ -138,8 +112,8 @@ impl<'a> WindowReader<'a> {
                 }
                 page_number += 1;
             }
-            let seen = pass.seen.len() as u64;
-            let total = pass.max_total.unwrap_or(seen);
+            let seen = pass.seen();
+            let total = pass.total().unwrap_or(seen);
             if !pass.missing() {
                 return Ok(self.newest);
             }
@@ -152,35 +126,6 @@ impl<'a> WindowReader<'a> {
             counts.rereads += 1;
             events::window_reread(self.window, reread, seen, total);
         }
-    }
-
-    /// Notes what `page` adds to the pass and says whether it is the listing's last page.
-    fn take_in(&self, pass: &mut Pass, page: &LeadsPage, page_number: u32) -> bool {
-        if let Some(total) = page.total {
-            pass.max_total = Some(pass.max_total.map_or(total, |max| max.max(total)));
-        }
-        pass.longest_page = pass.longest_page.max(page.records.len());
-        let mut new_records = 0;
-        for record in &page.records {
-            let key = match record {
-                Ok(lead) => lead.conversation_uid.clone(),
-                Err(rejected) => match &rejected.conversation_uid {
-                    Some(uid) => uid.clone(),
-                    None => format!("raw:{}", rejected.raw),
-                },
-            };
-            if pass.seen.insert(key) {
-                new_records += 1;
-            }
-        }
-        // Trust the page size the server reports; it may clamp what we asked for.
-        let page_size = page.page_size.unwrap_or(self.ctx.page_size) as usize;
-        let len = page.records.len();
-        len == 0
-            || (len < page_size && !pass.missing())
-            // A page of nothing but repeats: the server is not paging (or ignores `page`).
-            || (new_records == 0 && page_number > 1)
-            || page_number >= pass.page_limit()
     }
 
     async fn fetch(&self, page: u32, counts: &mut RunCounts) -> Result<LeadsPage, SyncError> {

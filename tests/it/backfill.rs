@@ -73,6 +73,18 @@ async fn the_copy_is_exact_whichever_way_the_undocumented_behaviours_fall() {
             max_page_size: 7,
             ..WorldSettings::default()
         },
+        // A server that clamps the page size silently, with and without a total.
+        WorldSettings {
+            max_page_size: 30,
+            reports_page_size: false,
+            ..WorldSettings::default()
+        },
+        WorldSettings {
+            max_page_size: 30,
+            reports_page_size: false,
+            reports_total: false,
+            ..WorldSettings::default()
+        },
     ];
     for settings in variants {
         let label = format!("{settings:?}");
