@@ -10,7 +10,7 @@ use crate::events;
 const EXIT_ON_SECOND_SIGNAL: i32 = 130;
 
 /// Returns a token cancelled on the first SIGTERM or SIGINT. A second signal ends the process
-/// immediately (committed data is safe: every page commits on its own).
+/// immediately (committed data is safe: every batch of pages commits on its own).
 pub fn on_signals() -> std::io::Result<CancellationToken> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;

@@ -31,10 +31,10 @@ pub use sqlx::{Error as DbError, PgConnection, PgPool as Pool, Postgres, Transac
 
 /// Lets the current transaction commit without waiting for its WAL to reach disk.
 ///
-/// Used for every page of a window but the last. It is safe because the window's last page,
+/// Used for every batch of a window but the last. It is safe because the window's last batch,
 /// which moves the high-water mark, commits synchronously: its WAL flush covers every earlier
 /// commit of the window, and if the server crashes before it, the mark has not moved and the
-/// next run reads those pages again. One fsync per window instead of one per page.
+/// next run reads those pages again. One fsync per window instead of one per batch.
 pub async fn defer_durability(executor: impl sqlx::PgExecutor<'_>) -> Result<(), DbError> {
     sqlx::query("SET LOCAL synchronous_commit = off")
         .execute(executor)

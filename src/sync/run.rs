@@ -87,8 +87,8 @@ pub struct RunReport {
 /// Performs one sync run of `bot` and reports how it went. Never panics on API or database
 /// trouble: that is a `Failed` outcome, recorded in the run ledger when the database allows.
 ///
-/// Dropping the future mid-run is safe: every page commits on its own, the high-water mark only
-/// moves with a window's last page, and the next run marks this one `abandoned`.
+/// Dropping the future mid-run is safe: every batch of pages commits on its own, the mark only
+/// moves with a window's last batch, and the next run marks this one `abandoned`.
 pub async fn sync_bot(
     ctx: &SyncContext,
     bot: &BotUid,
