@@ -157,3 +157,53 @@ fn every_bundled_config_file_is_valid() {
         assert!(config.is_ok(), "{file}: {:?}", config.err());
     }
 }
+
+#[tokio::test]
+async fn fake_api_serves_the_bots_it_prints_until_stopped() {
+    use std::io::BufRead as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leadsync"))
+        .args([
+            "fake-api",
+            "--listen",
+            "127.0.0.1:0",
+            "--bots",
+            "2",
+            "--leads",
+            "30",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start fake-api");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let banner = lines.next().expect("a first line").expect("utf-8");
+    let base_url = banner
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .expect("the base URL is printed")
+        .to_owned();
+    let bot_line = lines.next().expect("a bot line").expect("utf-8");
+    let bot = bot_line
+        .split_whitespace()
+        .nth(1)
+        .expect("bot uid")
+        .trim_end_matches(':')
+        .to_owned();
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let body = reqwest::Client::new()
+        .get(format!("{base_url}/chatbot/{bot}/leads?page_size=100"))
+        .bearer_auth("demo-key")
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    let _ = child.kill();
+    let _ = child.wait();
+    let page: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(page["code"], 0);
+    // 30 leads and the one malformed record every fake-api bot carries.
+    assert_eq!(page["data"]["total"], 31);
+}

@@ -8,10 +8,11 @@ use leadsync::fake_api::WorldSettings;
 
 use crate::helpers::*;
 
-const EVERY_SECOND: &str = "LEADSYNC__SYNC__SCHEDULE";
+const SYNC_SCHEDULE: &str = "LEADSYNC__SYNC__SCHEDULE";
 
+/// A `leadsync run` syncing every second; `env` comes after, so it may override that too.
 fn daemon(h: &Harness, env: &[(&str, &str)]) -> Process {
-    let mut all = vec![(EVERY_SECOND, "* * * * * *")];
+    let mut all = vec![(SYNC_SCHEDULE, "* * * * * *")];
     all.extend_from_slice(env);
     Process::start(write_config(&h.config_toml("")), &["run"], &all)
 }
@@ -332,4 +333,39 @@ async fn start_proxy(port: u16, database_url: String) -> tokio::task::JoinHandle
             });
         }
     })
+}
+
+#[tokio::test]
+async fn the_daemon_verifies_on_its_own_schedule_and_repairs_a_drifted_day() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 120, days_ago(2), days_ago(0), 67);
+    h.sync().await;
+    sqlx::query("DELETE FROM leads WHERE ctid IN (SELECT ctid FROM leads LIMIT 3)")
+        .execute(&h.db.pool)
+        .await
+        .expect("lose three rows");
+    // Only the verify job acts: syncs are yearly and not at start.
+    let mut d = daemon(
+        &h,
+        &[
+            (SYNC_SCHEDULE, "0 0 0 1 1 *"),
+            ("LEADSYNC__SYNC__RUN_AT_START", "false"),
+            ("LEADSYNC__VERIFY__SCHEDULE", "* * * * * *"),
+            ("LEADSYNC__VERIFY__DAYS", "3"),
+            ("LEADSYNC__VERIFY__REPAIR", "true"),
+        ],
+    );
+
+    let drifted = d.wait_for_event("verify_day_drifted").await;
+    assert!(drifted["missing"].as_u64().expect("missing") >= 1);
+    let finished = d.wait_for_event("verify_finished").await;
+    assert_eq!(finished["repaired"], true);
+    assert_eq!(
+        finished["drifted"], 0,
+        "the second look after the repair is clean"
+    );
+    h.assert_copy_is_exact().await;
+    d.signal("TERM");
+    assert_eq!(d.exit_code().await, Some(0));
 }
