@@ -159,9 +159,31 @@ fn jobs(
 /// run still going is skipped and logged), at most `sync.max_concurrent_bots` at once.
 struct BotRunner {
     syncer: Arc<Syncer>,
-    running: HashMap<BotUid, Arc<AtomicBool>>,
+    running: HashMap<BotUid, Busy>,
+    verifying: Busy,
+    retaining: Busy,
     concurrency: Arc<Semaphore>,
     tracker: TaskTracker,
+}
+
+/// Whether a job is going; claimed by a tick, released when the work ends (even by a panic or
+/// an abort: the claim releases on drop).
+#[derive(Clone, Default)]
+struct Busy(Arc<AtomicBool>);
+
+struct Claim(Arc<AtomicBool>);
+
+impl Busy {
+    /// `None` while the previous claim is held.
+    fn claim(&self) -> Option<Claim> {
+        (!self.0.swap(true, Ordering::SeqCst)).then(|| Claim(self.0.clone()))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl BotRunner {
@@ -171,8 +193,10 @@ impl BotRunner {
             running: config
                 .bots
                 .iter()
-                .map(|bot| (bot.uid.clone(), Arc::new(AtomicBool::new(false))))
+                .map(|bot| (bot.uid.clone(), Busy::default()))
                 .collect(),
+            verifying: Busy::default(),
+            retaining: Busy::default(),
             concurrency: Arc::new(Semaphore::new(config.sync.max_concurrent_bots)),
             tracker: TaskTracker::new(),
         }
@@ -182,28 +206,33 @@ impl BotRunner {
         if self.syncer.ctx.cancel.is_cancelled() {
             return;
         }
-        let Some(running) = self.running.get(bot).cloned() else {
+        let Some(busy) = self.running.get(bot) else {
             return;
         };
-        if running.swap(true, Ordering::SeqCst) {
+        let Some(claim) = busy.claim() else {
             events::sync_tick_skipped(bot);
             return;
-        }
+        };
         let (syncer, concurrency, bot) =
             (self.syncer.clone(), self.concurrency.clone(), bot.clone());
         self.tracker.spawn(async move {
+            let _claim = claim;
             if let Ok(_slot) = concurrency.acquire().await
                 && !syncer.ctx.cancel.is_cancelled()
             {
                 syncer.run_bot(&bot, RunRequest::SCHEDULED).await;
             }
-            running.store(false, Ordering::SeqCst);
         });
     }
 
     fn trigger_retention(&self, max_age_days: u32) {
+        let Some(claim) = self.retaining.claim() else {
+            events::job_tick_skipped("retention");
+            return;
+        };
         let pool = self.syncer.ctx.pool.clone();
         self.tracker.spawn(async move {
+            let _claim = claim;
             if let Err(err) = crate::ops::apply_retention(&pool, max_age_days).await {
                 events::retention_failed(&format!("{err:#}"));
             }
@@ -211,9 +240,14 @@ impl BotRunner {
     }
 
     fn trigger_verify(&self, days: u32, repair: bool) {
+        let Some(claim) = self.verifying.claim() else {
+            events::job_tick_skipped("verify");
+            return;
+        };
         let syncer = self.syncer.clone();
         let bots: Vec<BotUid> = self.running.keys().cloned().collect();
         self.tracker.spawn(async move {
+            let _claim = claim;
             for bot in bots {
                 if syncer.ctx.cancel.is_cancelled() {
                     return;

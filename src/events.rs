@@ -291,6 +291,11 @@ pub fn sync_tick_skipped(bot: &BotUid) {
     warn!(bot_uid = %bot, reason = "previous_run_active", "sync_tick_skipped");
 }
 
+/// A verify or retention tick found the previous one still going.
+pub fn job_tick_skipped(job: &'static str) {
+    info!(job, reason = "previous_run_active", "job_tick_skipped");
+}
+
 pub fn schedule_stalled(job: &str, schedule: &str, due: DateTime<Utc>) {
     error!(job, schedule, due = %due.to_rfc3339(), "schedule_stalled");
 }
