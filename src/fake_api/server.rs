@@ -326,6 +326,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_silent_server_clamps_without_saying_so_and_may_leave_out_the_total() {
+        let h = Harness::start_with(WorldSettings {
+            max_page_size: 5,
+            reports_page_size: false,
+            reports_total: false,
+            ..WorldSettings::default()
+        })
+        .await;
+        hourly(&h, 12);
+
+        let first = h.get_json("page_size=100").await;
+        assert_eq!(uids(&first).len(), 5, "still clamped");
+        assert!(first["data"]["page_size"].is_null());
+        assert!(first["data"]["total"].is_null());
+        h.stop().await;
+    }
+
+    #[tokio::test]
     async fn default_page_size_is_ten() {
         let h = Harness::start().await;
         hourly(&h, 12);
