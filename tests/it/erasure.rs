@@ -91,11 +91,7 @@ async fn forgotten_leads_stay_gone_after_a_resync_of_their_day_and_a_backfill() 
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("removed 1 lead(s)"), "{stdout}");
     assert_eq!(h.stored(BOT_A).await, truth_without_forgotten(&h));
-    let rejected: i64 = sqlx::query_scalar("SELECT count(*) FROM rejected_leads")
-        .fetch_one(&h.db.pool)
-        .await
-        .expect("rejects");
-    assert_eq!(rejected, 0);
+    assert_eq!(rejected_records(&h).await, 0);
 
     // The next run re-reads yesterday (the lookback): the three are skipped and counted.
     let reports = h.sync().await;
@@ -119,11 +115,7 @@ async fn forgotten_leads_stay_gone_after_a_resync_of_their_day_and_a_backfill() 
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("0 inserted, 0 updated"), "{stdout}");
     assert_eq!(h.stored(BOT_A).await, truth_without_forgotten(&h));
-    let rejected: i64 = sqlx::query_scalar("SELECT count(*) FROM rejected_leads")
-        .fetch_one(&h.db.pool)
-        .await
-        .expect("rejects");
-    assert_eq!(rejected, 0);
+    assert_eq!(rejected_records(&h).await, 0);
 
     // And verify knows they are missing on purpose: no drift to repair for ever.
     let (code, stdout, stderr) = leadsync_command(&config, &["verify", "--days", "3"]).await;
@@ -283,4 +275,11 @@ async fn forget_waits_for_a_page_being_committed_and_erases_what_it_stored() {
     let erased = forget.await.expect("join").expect("forget");
     assert_eq!(erased.leads, 1);
     assert!(h.stored(BOT_A).await.is_empty());
+}
+
+async fn rejected_records(h: &Harness) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM rejected_leads")
+        .fetch_one(&h.db.pool)
+        .await
+        .expect("rejects")
 }
