@@ -32,6 +32,8 @@ pub enum Fault {
     ConnectionReset,
     /// HTTP 200 with a non-zero envelope `code`: an application-level error.
     AppError { code: i64 },
+    /// HTTP 408 with a plain-text body, as a proxy that gave up waiting would send.
+    RequestTimeout,
     /// HTTP 401 envelope, as if the API key had been deleted.
     Unauthorized,
     /// HTTP 403 envelope.
@@ -123,6 +125,11 @@ impl Fault {
                 *code,
                 &format!("Application error {code}."),
                 request_id,
+            ),
+            Fault::RequestTimeout => text_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "text/plain; charset=utf-8",
+                "Request Timeout\n".to_owned(),
             ),
             Fault::Unauthorized => unauthorized(request_id),
             Fault::Forbidden => forbidden(request_id),

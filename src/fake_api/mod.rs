@@ -46,7 +46,8 @@ mod world;
 
 pub use server::FakeApi;
 pub use world::{
-    FakeLead, Fault, Gate, Order, RecordedRequest, RetryAfter, TruthLead, World, WorldSettings,
+    FakeLead, Fault, FilterOn, Gate, Order, RecordedRequest, RetryAfter, TotalMode, TruthLead,
+    World, WorldSettings,
 };
 
 /// Shared helpers for the tests of this module's files.

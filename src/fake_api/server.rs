@@ -139,7 +139,7 @@ async fn list_leads(
 ) -> Response {
     let world = &state.world;
     let received = recorded(&bot_uid, &query);
-    let sequence = world.begin_request(received);
+    let (sequence, _in_flight) = world.begin_request(received);
 
     let hold = page_number(&query).and_then(|page| world.take_hold(&bot_uid, page));
     if let Some(gate) = hold {
@@ -159,7 +159,8 @@ async fn list_leads(
             sleep_if_any(*delay).await;
         }
         if let Some(response) = fault.render(&request_id) {
-            world.finish_request(sequence, response.status().as_u16(), Some(fault.clone()));
+            let status = response.status().as_u16();
+            world.finish_request(sequence, status, Some(fault.clone()), Some(&request_id));
             return response;
         }
     }
@@ -178,7 +179,12 @@ async fn list_leads(
             }
         },
     };
-    world.finish_request(sequence, response.status().as_u16(), fault);
+    world.finish_request(
+        sequence,
+        response.status().as_u16(),
+        fault,
+        Some(&request_id),
+    );
     response
 }
 
@@ -199,6 +205,8 @@ fn recorded(bot_uid: &str, query: &HashMap<String, String>) -> RecordedRequest {
         page_size: number("page_size"),
         status: 0,
         fault: None,
+        received_at: std::time::Instant::now(),
+        request_id: None,
     }
 }
 
@@ -330,7 +338,7 @@ mod tests {
         let h = Harness::start_with(WorldSettings {
             max_page_size: 5,
             reports_page_size: false,
-            reports_total: false,
+            total: crate::fake_api::TotalMode::Absent,
             ..WorldSettings::default()
         })
         .await;

@@ -28,6 +28,34 @@ pub enum Order {
     OldestFirst,
 }
 
+/// What `data.total` counts (API.md: "the total number of leads for this chatbot").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TotalMode {
+    /// The leads matching the request's dates (the endpoint table's reading).
+    #[default]
+    Filtered,
+    /// Every lead of the chatbot, whatever the dates (the endpoint prose's reading).
+    WholeBot,
+    /// `null`.
+    Absent,
+    /// The filtered count minus this many: a stale or lagging count.
+    Lagging(u64),
+    /// Always this value, however many leads there are (an absurd total).
+    Fixed(u64),
+}
+
+/// What `start_date`/`end_date` select (API.md: "the date range for fetching conversations").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FilterOn {
+    /// The lead's own `created_at`.
+    #[default]
+    CreatedAt,
+    /// When the lead's conversation started: up to `max_lag` before `created_at` (each lead's
+    /// lag is fixed by its uid, or set with [`FakeLead::with_conversation_start`]). The
+    /// listing is still ordered by `created_at`.
+    ConversationStart { max_lag: Duration },
+}
+
 /// The server behaviours the documentation leaves open.
 #[derive(Clone, Debug)]
 pub struct WorldSettings {
@@ -40,8 +68,15 @@ pub struct WorldSettings {
     pub day_filter_offset: FixedOffset,
     /// `false` models a server that clamps silently: `data.page_size` is null.
     pub reports_page_size: bool,
-    /// `false` models a server that leaves `data.total` null.
-    pub reports_total: bool,
+    /// What `data.total` counts.
+    pub total: TotalMode,
+    /// What the day filter selects on.
+    pub filter_on: FilterOn,
+    /// `true` models a server that ignores `page` and always serves the first page.
+    pub ignores_page: bool,
+    /// `true` models a hostile server whose listing never ends: past the real leads, every
+    /// page is full of made-up leads with new ids (never part of [`World::truth`]).
+    pub endless: bool,
 }
 
 impl Default for WorldSettings {
@@ -52,7 +87,10 @@ impl Default for WorldSettings {
             end_date_inclusive: true,
             day_filter_offset: FixedOffset::east_opt(0).expect("zero is a valid offset"),
             reports_page_size: true,
-            reports_total: true,
+            total: TotalMode::Filtered,
+            filter_on: FilterOn::CreatedAt,
+            ignores_page: false,
+            endless: false,
         }
     }
 }
@@ -65,6 +103,9 @@ pub struct FakeLead {
     /// When the lead was created. Day filtering and ordering use this, so a lead
     /// with a broken `raw.created_at` still has a place in the listing.
     pub filed_at: DateTime<Utc>,
+    /// When its conversation started, if set explicitly; under
+    /// [`FilterOn::ConversationStart`] the day filter selects on this.
+    pub conversation_started_at: Option<DateTime<Utc>>,
 }
 
 impl FakeLead {
@@ -84,7 +125,15 @@ impl FakeLead {
         FakeLead {
             raw,
             filed_at: created_at.with_timezone(&Utc),
+            conversation_started_at: None,
         }
+    }
+
+    /// Sets when the lead's conversation started (what a [`FilterOn::ConversationStart`] day
+    /// filter selects on), instead of the lag derived from its uid.
+    pub fn with_conversation_start(mut self, at: DateTime<Utc>) -> Self {
+        self.conversation_started_at = Some(at);
+        self
     }
 
     /// Sets one field of `raw`. Setting a parseable `created_at` also moves
@@ -112,7 +161,25 @@ impl FakeLead {
 
     /// A lead with arbitrary JSON, typically one leadsync must reject.
     pub fn malformed(raw: Value, filed_at: DateTime<Utc>) -> Self {
-        FakeLead { raw, filed_at }
+        FakeLead {
+            raw,
+            filed_at,
+            conversation_started_at: None,
+        }
+    }
+
+    /// When the conversation started under a filter with this maximum lag: the explicit
+    /// start, or `filed_at` minus a lag fixed by the uid (spread evenly over `0..=max_lag`).
+    fn conversation_start(&self, max_lag: Duration) -> DateTime<Utc> {
+        if let Some(at) = self.conversation_started_at {
+            return at;
+        }
+        let max_ms = u64::try_from(max_lag.as_millis()).unwrap_or(u64::MAX);
+        let lag_ms = match (self.conversation_uid(), max_ms) {
+            (Some(uid), 1..) => fnv1a(uid.as_bytes()) % (max_ms + 1),
+            _ => 0,
+        };
+        self.filed_at - chrono::TimeDelta::milliseconds(i64::try_from(lag_ms).unwrap_or(0))
     }
 
     /// The `conversation_uid` when it is a string (even an unusable one).
@@ -140,7 +207,10 @@ impl FakeLead {
             Some(Value::String(text)) => Some(text.clone()),
             Some(other) => Some(other.to_string()),
         };
+        let mut raw = self.raw.clone();
+        replace_nul(&mut raw);
         Some(TruthLead {
+            raw,
             conversation_uid: conversation_uid.to_owned(),
             bot_uid: listed_under.to_owned(),
             created_at,
@@ -150,6 +220,13 @@ impl FakeLead {
             remark: text("remark"),
         })
     }
+}
+
+/// A stable hash (FNV-1a), so a uid's lag is the same in every run.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn parse_created_at(text: &str) -> Option<DateTime<Utc>> {
@@ -168,6 +245,25 @@ pub struct TruthLead {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub remark: Option<String>,
+    /// The record as served, with U+0000 replaced by U+FFFD (PostgreSQL cannot store it).
+    pub raw: Value,
+}
+
+fn replace_nul(value: &mut Value) {
+    match value {
+        Value::String(text) => *text = text.replace('\0', "\u{FFFD}"),
+        Value::Array(items) => items.iter_mut().for_each(replace_nul),
+        Value::Object(map) => {
+            *map = std::mem::take(map)
+                .into_iter()
+                .map(|(key, mut value)| {
+                    replace_nul(&mut value);
+                    (key.replace('\0', "\u{FFFD}"), value)
+                })
+                .collect();
+        }
+        _ => {}
+    }
 }
 
 /// One request the server received. Query parameters are as sent (`page` and
@@ -182,6 +278,10 @@ pub struct RecordedRequest {
     pub page_size: Option<u32>,
     pub status: u16,
     pub fault: Option<Fault>,
+    /// When the request reached the server.
+    pub received_at: std::time::Instant,
+    /// The `request_id` of the answer (none while unanswered, or for faults without one).
+    pub request_id: Option<String>,
 }
 
 /// Holds one request until released; see [`World::hold_page`].
@@ -257,7 +357,7 @@ pub(super) struct LeadPage {
     /// `None` when the world does not report it.
     pub page_size: Option<u32>,
     /// `None` when the world does not report it.
-    pub total: Option<usize>,
+    pub total: Option<u64>,
 }
 
 /// A shared, mutable model of ChatofAI. Cloning gives another handle to the same world.
@@ -274,11 +374,40 @@ struct State {
     random_faults: Option<RandomFaults>,
     latency: Duration,
     arrivals: HashMap<(String, u32), Vec<FakeLead>>,
+    edits: HashMap<(String, u32), Vec<PendingEdit>>,
     holds: HashMap<(String, u32), VecDeque<Gate>>,
     /// Each entry carries a sequence number so an answer can find its request
     /// again even after `clear_requests` or while other requests are logged.
     requests: Vec<(u64, RecordedRequest)>,
     next_sequence: u64,
+    /// Pages after each serving of which a new lead arrives (see [`World::keep_arriving`]).
+    continuous_arrivals: std::collections::HashSet<(String, u32)>,
+    arrivals_made: u64,
+    in_flight: InFlightCounts,
+}
+
+/// Requests being answered right now, and the most there ever were at once.
+#[derive(Debug, Default)]
+struct InFlightCounts {
+    now: usize,
+    most: usize,
+    by_bot: HashMap<String, (usize, usize)>,
+}
+
+/// Counts a request as in flight until dropped.
+pub(super) struct InFlight {
+    world: World,
+    bot_uid: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = self.world.state();
+        state.in_flight.now -= 1;
+        if let Some((now, _)) = state.in_flight.by_bot.get_mut(&self.bot_uid) {
+            *now -= 1;
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -298,6 +427,12 @@ enum LeadKey {
 
 type SortKey = (DateTime<Utc>, LeadKey);
 
+/// When a conversation started, and the lead's key: the order a conversation filter selects in.
+type StartKey = (DateTime<Utc>, SortKey);
+
+/// An edit planned for after a page: (`conversation_uid`, field, new value).
+type PendingEdit = (String, String, Value);
+
 /// The smallest key at an instant (the empty string sorts first), for range bounds.
 fn first_key_at(at: DateTime<Utc>) -> SortKey {
     (at, LeadKey::Uid(String::new()))
@@ -314,6 +449,10 @@ struct Bot {
     /// costs a binary search instead of a walk over the bot's leads (benchmarks page through
     /// millions of leads).
     listing: Option<Vec<SortKey>>,
+    /// Under a conversation-start filter: the keys by conversation start (for that maximum
+    /// lag), and the last window selected from them, in listing order.
+    by_start: Option<(Duration, Vec<StartKey>)>,
+    selected: Option<(SortRange, Vec<SortKey>)>,
     filed_at_by_uid: HashMap<String, DateTime<Utc>>,
     faults: VecDeque<Fault>,
     anonymous_count: u64,
@@ -332,12 +471,25 @@ impl Bot {
                 LeadKey::Anonymous(self.anonymous_count)
             }
         };
-        self.listing = None;
+        self.changed();
         self.leads.insert((lead.filed_at, key), lead);
     }
 
-    /// The sorted keys within `window`.
-    fn listed(&mut self, window: &SortRange) -> &[SortKey] {
+    fn changed(&mut self) {
+        self.listing = None;
+        self.by_start = None;
+        self.selected = None;
+    }
+
+    /// The keys the day filter selects for `window`, in listing order (by `filed_at`).
+    fn listed(&mut self, window: &SortRange, filter_on: FilterOn) -> &[SortKey] {
+        match filter_on {
+            FilterOn::CreatedAt => self.listed_by_created_at(window),
+            FilterOn::ConversationStart { max_lag } => self.listed_by_start(window, max_lag),
+        }
+    }
+
+    fn listed_by_created_at(&mut self, window: &SortRange) -> &[SortKey] {
         let keys = self
             .listing
             .get_or_insert_with(|| self.leads.keys().cloned().collect());
@@ -354,9 +506,44 @@ impl Bot {
         &keys[start..end.max(start)]
     }
 
+    /// Selects on when each conversation started; the last selection is cached, since a
+    /// client asks for the same window page after page.
+    fn listed_by_start(&mut self, window: &SortRange, max_lag: Duration) -> &[SortKey] {
+        let cached = matches!(&self.selected, Some((range, _)) if range == window);
+        if !cached {
+            if !matches!(&self.by_start, Some((lag, _)) if *lag == max_lag) {
+                let mut by_start: Vec<(DateTime<Utc>, SortKey)> = self
+                    .leads
+                    .iter()
+                    .map(|(key, lead)| (lead.conversation_start(max_lag), key.clone()))
+                    .collect();
+                by_start.sort();
+                self.by_start = Some((max_lag, by_start));
+            }
+            let by_start = &self.by_start.as_ref().expect("built above").1;
+            let from = match &window.0 {
+                Bound::Included((at, _)) => by_start.partition_point(|(start, _)| start < at),
+                Bound::Excluded((at, _)) => by_start.partition_point(|(start, _)| start <= at),
+                Bound::Unbounded => 0,
+            };
+            let to = match &window.1 {
+                Bound::Included((at, _)) => by_start.partition_point(|(start, _)| start <= at),
+                Bound::Excluded((at, _)) => by_start.partition_point(|(start, _)| start < at),
+                Bound::Unbounded => by_start.len(),
+            };
+            let mut keys: Vec<SortKey> = by_start[from..to.max(from)]
+                .iter()
+                .map(|(_, key)| key.clone())
+                .collect();
+            keys.sort();
+            self.selected = Some((window.clone(), keys));
+        }
+        &self.selected.as_ref().expect("selected above").1
+    }
+
     fn remove(&mut self, conversation_uid: &str) -> Option<FakeLead> {
         let filed_at = self.filed_at_by_uid.remove(conversation_uid)?;
-        self.listing = None;
+        self.changed();
         self.leads
             .remove(&(filed_at, LeadKey::Uid(conversation_uid.to_owned())))
     }
@@ -501,6 +688,23 @@ impl World {
             .extend(leads);
     }
 
+    /// One-shot: right after that page of that bot is first served successfully, one field of
+    /// the lead with this `conversation_uid` changes (see [`World::edit_lead`]).
+    pub fn edit_after_page(
+        &self,
+        bot_uid: &str,
+        page: u32,
+        conversation_uid: &str,
+        field: &str,
+        value: Value,
+    ) {
+        self.state()
+            .edits
+            .entry((bot_uid.to_owned(), page))
+            .or_default()
+            .push((conversation_uid.to_owned(), field.to_owned(), value));
+    }
+
     /// One-shot: the next request for that page of that bot waits until the
     /// returned gate is released (or the server stops). Several holds on the
     /// same page hold successive requests.
@@ -524,23 +728,80 @@ impl World {
         self.state().requests.clear();
     }
 
+    /// The most requests that were being answered at once (held ones included), for all bots
+    /// together, since the start or the last [`World::reset_in_flight_peak`].
+    pub fn in_flight_peak(&self) -> usize {
+        self.state().in_flight.most
+    }
+
+    /// The most requests for this bot that were being answered at once.
+    pub fn in_flight_peak_of(&self, bot_uid: &str) -> usize {
+        self.state()
+            .in_flight
+            .by_bot
+            .get(bot_uid)
+            .map_or(0, |(_, most)| *most)
+    }
+
+    pub fn reset_in_flight_peak(&self) {
+        let mut state = self.state();
+        let counts = &mut state.in_flight;
+        counts.most = counts.now;
+        for (now, most) in counts.by_bot.values_mut() {
+            *most = *now;
+        }
+    }
+
+    /// From now on, right after each time that page of that bot is served successfully, a new
+    /// lead (`arrival-N`, created now) arrives: a listing that keeps growing while it is read.
+    pub fn keep_arriving(&self, bot_uid: &str, page: u32) {
+        self.state()
+            .continuous_arrivals
+            .insert((bot_uid.to_owned(), page));
+    }
+
+    /// Ends every [`World::keep_arriving`] of the bot.
+    pub fn stop_arriving(&self, bot_uid: &str) {
+        self.state()
+            .continuous_arrivals
+            .retain(|(bot, _)| bot != bot_uid);
+    }
+
     pub fn settings(&self) -> WorldSettings {
         self.state().settings.clone()
     }
 
     // ---- used by the server ----
 
-    /// Logs an arriving request and returns its sequence number.
-    pub(super) fn begin_request(&self, request: RecordedRequest) -> u64 {
+    /// Logs an arriving request and returns its sequence number, and a guard that counts it
+    /// in flight until dropped.
+    pub(super) fn begin_request(&self, request: RecordedRequest) -> (u64, InFlight) {
         let mut state = self.state();
         let sequence = state.next_sequence;
         state.next_sequence += 1;
+        let bot_uid = request.bot_uid.clone();
         state.requests.push((sequence, request));
-        sequence
+        let counts = &mut state.in_flight;
+        counts.now += 1;
+        counts.most = counts.most.max(counts.now);
+        let (now, most) = counts.by_bot.entry(bot_uid.clone()).or_default();
+        *now += 1;
+        *most = (*most).max(*now);
+        let guard = InFlight {
+            world: self.clone(),
+            bot_uid,
+        };
+        (sequence, guard)
     }
 
     /// Fills in how a logged request was answered.
-    pub(super) fn finish_request(&self, sequence: u64, status: u16, fault: Option<Fault>) {
+    pub(super) fn finish_request(
+        &self,
+        sequence: u64,
+        status: u16,
+        fault: Option<Fault>,
+        request_id: Option<&str>,
+    ) {
         let mut state = self.state();
         // Recent requests are at the end; a cleared log simply has no entry.
         if let Some((_, request)) = state
@@ -551,6 +812,7 @@ impl World {
         {
             request.status = status;
             request.fault = fault;
+            request.request_id = request_id.map(str::to_owned);
         }
     }
 
@@ -615,42 +877,58 @@ impl World {
     /// for after that page.
     pub(super) fn list_page(&self, bot_uid: &str, request: &PageRequest) -> LeadPage {
         let mut state = self.state();
-        let settings = &state.settings;
+        let settings = state.settings.clone();
         let max_page_size = settings.max_page_size.max(1);
         let page_size = u32::try_from(request.page_size.clamp(1, i64::from(max_page_size)))
             .expect("clamped into 1..=max_page_size, a u32");
-        let window = day_window(settings, request.start, request.end);
+        let window = day_window(&settings, request.start, request.end);
         let order = settings.order;
-        let (reports_page_size, reports_total) =
-            (settings.reports_page_size, settings.reports_total);
+        let served_page = if settings.ignores_page {
+            1
+        } else {
+            request.page
+        };
 
-        let (leads, total) = match (state.bots.get_mut(bot_uid), window) {
+        let (leads, matching, whole_bot) = match (state.bots.get_mut(bot_uid), window) {
             (Some(bot), Some(window)) => {
                 let take = page_size as usize;
-                let skip = (request.page as usize)
+                let skip = (served_page as usize)
                     .saturating_sub(1)
                     .saturating_mul(take);
-                let keys = bot.listed(&window);
-                let total = keys.len();
+                let keys = bot.listed(&window, settings.filter_on);
+                let matching = keys.len();
                 let (from, to) = match order {
                     // Newest first: the page counts back from the end of the sorted keys.
                     Order::NewestFirst => (
-                        total.saturating_sub(skip.saturating_add(take)),
-                        total.saturating_sub(skip),
+                        matching.saturating_sub(skip.saturating_add(take)),
+                        matching.saturating_sub(skip),
                     ),
-                    Order::OldestFirst => (skip.min(total), skip.saturating_add(take).min(total)),
+                    Order::OldestFirst => {
+                        (skip.min(matching), skip.saturating_add(take).min(matching))
+                    }
                 };
                 let mut slice: Vec<SortKey> = keys[from..to].to_vec();
                 if order == Order::NewestFirst {
                     slice.reverse();
                 }
-                let page: Vec<Value> = slice
+                let mut page: Vec<Value> = slice
                     .iter()
                     .filter_map(|key| bot.leads.get(key).map(|lead| lead.raw.clone()))
                     .collect();
-                (page, total)
+                if settings.endless {
+                    let filed = match window.0 {
+                        Bound::Included((at, _)) | Bound::Excluded((at, _)) => at,
+                        Bound::Unbounded => Utc::now(),
+                    };
+                    for index in page.len()..take {
+                        let uid = format!("endless-{served_page}-{index}");
+                        page.push(FakeLead::new(bot_uid, &uid, filed.fixed_offset()).raw);
+                    }
+                }
+                (page, matching as u64, bot.leads.len() as u64)
             }
-            _ => (Vec::new(), 0),
+            (Some(bot), None) => (Vec::new(), 0, bot.leads.len() as u64),
+            _ => (Vec::new(), 0, 0),
         };
 
         if let Some(arrivals) = state.arrivals.remove(&(bot_uid.to_owned(), request.page)) {
@@ -659,11 +937,35 @@ impl World {
                 bot.insert(lead);
             }
         }
+        if let Some(edits) = state.edits.remove(&(bot_uid.to_owned(), request.page)) {
+            let bot = state.bot_mut(bot_uid);
+            for (uid, field, value) in edits {
+                if let Some(lead) = bot.remove(&uid) {
+                    bot.insert(lead.with_field(&field, value));
+                }
+            }
+        }
+        if state
+            .continuous_arrivals
+            .contains(&(bot_uid.to_owned(), request.page))
+        {
+            state.arrivals_made += 1;
+            let uid = format!("arrival-{}", state.arrivals_made);
+            let lead = FakeLead::new(bot_uid, &uid, Utc::now().fixed_offset());
+            state.bot_mut(bot_uid).insert(lead);
+        }
+        let total = match settings.total {
+            TotalMode::Filtered => Some(matching),
+            TotalMode::WholeBot => Some(whole_bot),
+            TotalMode::Absent => None,
+            TotalMode::Lagging(behind) => Some(matching.saturating_sub(behind)),
+            TotalMode::Fixed(total) => Some(total),
+        };
         LeadPage {
             leads,
             page: request.page,
-            page_size: reports_page_size.then_some(page_size),
-            total: reports_total.then_some(total),
+            page_size: settings.reports_page_size.then_some(page_size),
+            total,
         }
     }
 }
@@ -762,6 +1064,11 @@ mod tests {
                 email: None,
                 phone: Some("5550100".into()),
                 remark: Some(r#"{"a":[1,true]}"#.into()),
+                raw: json!({
+                    "bot_uid": BOT, "conversation_uid": "u1",
+                    "created_at": "2024-05-01T10:00:00.123456-08:00", "name": null,
+                    "phone": 5550100, "remark": {"a": [1, true]}, "source": "widget",
+                }),
             }]
         );
         assert_eq!(world.malformed_count(BOT), 0);

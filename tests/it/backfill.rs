@@ -1,5 +1,5 @@
 use chrono::{FixedOffset, NaiveDate};
-use leadsync::fake_api::{Order, WorldSettings};
+use leadsync::fake_api::{Order, TotalMode, WorldSettings};
 
 use crate::helpers::*;
 
@@ -82,7 +82,7 @@ async fn the_copy_is_exact_whichever_way_the_undocumented_behaviours_fall() {
         WorldSettings {
             max_page_size: 30,
             reports_page_size: false,
-            reports_total: false,
+            total: TotalMode::Absent,
             ..WorldSettings::default()
         },
     ];

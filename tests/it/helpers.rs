@@ -193,7 +193,7 @@ impl Harness {
     }
 }
 
-/// conversation_uid, bot_uid, created_at, name, email, phone, remark
+/// conversation_uid, bot_uid, created_at, name, email, phone, remark, raw
 type LeadRow = (
     String,
     String,
@@ -202,11 +202,12 @@ type LeadRow = (
     Option<String>,
     Option<String>,
     Option<String>,
+    serde_json::Value,
 );
 
 pub async fn stored_leads(pool: &PgPool, bot: &str) -> Vec<TruthLead> {
     let rows: Vec<LeadRow> = sqlx::query_as(
-        "SELECT conversation_uid, bot_uid, created_at, name, email, phone, remark
+        "SELECT conversation_uid, bot_uid, created_at, name, email, phone, remark, raw
                FROM leads WHERE bot_uid = $1 ORDER BY conversation_uid",
     )
     .bind(bot)
@@ -215,7 +216,7 @@ pub async fn stored_leads(pool: &PgPool, bot: &str) -> Vec<TruthLead> {
     .expect("query leads");
     rows.into_iter()
         .map(
-            |(conversation_uid, bot_uid, created_at, name, email, phone, remark)| TruthLead {
+            |(conversation_uid, bot_uid, created_at, name, email, phone, remark, raw)| TruthLead {
                 conversation_uid,
                 bot_uid,
                 created_at,
@@ -223,9 +224,46 @@ pub async fn stored_leads(pool: &PgPool, bot: &str) -> Vec<TruthLead> {
                 email,
                 phone,
                 remark,
+                raw,
             },
         )
         .collect()
+}
+
+/// When each stored lead was first stored and last changed, by `conversation_uid`.
+pub async fn change_times(pool: &PgPool) -> HashMap<String, (DateTime<Utc>, DateTime<Utc>)> {
+    let rows: Vec<(String, DateTime<Utc>, DateTime<Utc>)> =
+        sqlx::query_as("SELECT conversation_uid, first_seen_at, last_changed_at FROM leads")
+            .fetch_all(pool)
+            .await
+            .expect("query leads");
+    rows.into_iter()
+        .map(|(uid, first, last)| (uid, (first, last)))
+        .collect()
+}
+
+pub async fn count_leads(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM leads")
+        .fetch_one(pool)
+        .await
+        .expect("count leads")
+}
+
+/// Waits (bounded, by polling the database, never by sleeping) until exactly `count` leads are
+/// committed, and fails the test if more ever are.
+pub async fn wait_for_committed(pool: &PgPool, count: i64) {
+    for _ in 0..20_000 {
+        let committed = count_leads(pool).await;
+        assert!(
+            committed <= count,
+            "{committed} leads committed, expected {count}"
+        );
+        if committed == count {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("{count} leads were never committed");
 }
 
 pub fn days_ago(days: i64) -> DateTime<Utc> {

@@ -1,6 +1,7 @@
 //! Integration tests: a fresh PostgreSQL database per test and the fake ChatofAI API over real
 //! HTTP on a random port. No test sleeps: gates and signals order events.
 
+mod capture;
 mod helpers;
 
 mod analysts;
@@ -11,6 +12,7 @@ mod erasure;
 mod faults;
 mod incremental;
 mod interruption;
+mod listing;
 mod operations;
 mod privacy;
 mod rejects;

@@ -174,3 +174,75 @@ async fn status_reports_each_bot_and_check_fails_for_a_bot_whose_key_is_refused(
     assert_eq!(bad.status.code(), Some(1));
     assert!(report.contains("FAILED: HTTP 401"), "{report}");
 }
+
+async fn sync_position(h: &Harness) -> (Option<chrono::DateTime<Utc>>, Option<chrono::NaiveDate>) {
+    sqlx::query_as("SELECT high_water_mark, resume_from FROM sync_state WHERE bot_uid = $1")
+        .bind(BOT_A)
+        .fetch_one(&h.db.pool)
+        .await
+        .expect("sync_state")
+}
+
+#[tokio::test]
+async fn a_backfill_or_repair_of_old_days_never_moves_the_mark_backwards() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 300, days_ago(60), days_ago(0), 94);
+    h.sync().await;
+    let before = sync_position(&h).await;
+    assert!(before.0.is_some() && before.1.is_some());
+
+    // A backfill that ends long before the mark: its windows complete with older leads.
+    let day = |ago: i64| (Utc::now() - TimeDelta::days(ago)).date_naive().to_string();
+    let process = Process::start(
+        write_config(&h.config_toml("")),
+        &[
+            "backfill",
+            "--bot",
+            BOT_A,
+            "--from",
+            &day(61),
+            "--to",
+            &day(30),
+        ],
+        &[],
+    );
+    assert_eq!(process.exit_code().await, Some(0));
+    assert_eq!(
+        sync_position(&h).await,
+        before,
+        "after a backfill of old days"
+    );
+    let (kind, range_end): (String, chrono::NaiveDate) =
+        sqlx::query_as("SELECT kind, range_end FROM sync_runs ORDER BY started_at DESC LIMIT 1")
+            .fetch_one(&h.db.pool)
+            .await
+            .expect("ledger");
+    assert_eq!(kind, "backfill");
+    assert!(
+        range_end.to_string() <= day(29),
+        "the backfill read old days only"
+    );
+
+    // A repair of old days, as `verify --repair` runs it.
+    let range = leadsync::domain::DayRange::new(
+        day(50).parse().expect("date"),
+        day(40).parse().expect("date"),
+    )
+    .expect("range");
+    let bot = BotUid::parse(BOT_A).expect("uid");
+    let report = syncer(&h)
+        .run_bot(&bot, leadsync::sync::RunRequest::repair(range))
+        .await;
+    assert!(matches!(
+        report.outcome,
+        leadsync::sync::RunOutcome::Succeeded
+    ));
+    assert!(report.counts.windows >= 1 && report.counts.fetched > 0);
+    assert_eq!(
+        sync_position(&h).await,
+        before,
+        "after a repair of old days"
+    );
+    h.assert_copy_is_exact().await;
+}

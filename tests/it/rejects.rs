@@ -1,7 +1,7 @@
 use leadsync::fake_api::{FakeLead, WorldSettings};
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::{capture::LogCapture, helpers::*};
 
 #[tokio::test]
 async fn malformed_records_are_kept_aside_and_the_rest_is_stored() {
@@ -18,6 +18,7 @@ async fn malformed_records_are_kept_aside_and_the_rest_is_stored() {
         h.world.insert_lead(BOT_A, FakeLead::malformed(raw, filed));
     }
     assert_eq!(h.world.malformed_count(BOT_A), 4);
+    let (logs, _guard) = LogCapture::start();
 
     let reports = h.sync().await;
 
@@ -32,6 +33,11 @@ async fn malformed_records_are_kept_aside_and_the_rest_is_stored() {
             .expect("rejects");
     reasons.sort();
     assert_eq!(
+        logs.count("lead_rejected"),
+        4,
+        "each reject is logged when first seen"
+    );
+    assert_eq!(
         reasons,
         [
             "bot_uid_mismatch",
@@ -41,8 +47,10 @@ async fn malformed_records_are_kept_aside_and_the_rest_is_stored() {
         ]
     );
 
-    // Read again by the next run's lookback: counted again, stored once.
+    // Read again by the next run's lookback: counted again, stored once, not logged again.
+    logs.clear();
     h.sync().await;
+    assert_eq!(logs.count("lead_rejected"), 0);
     let (rows, seen): (i64, i64) =
         sqlx::query_as("SELECT count(*), sum(times_seen) FROM rejected_leads WHERE bot_uid = $1")
             .bind(BOT_A)
