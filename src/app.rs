@@ -89,6 +89,13 @@ impl Syncer {
                 max_window_leads: config.sync.max_window_leads,
                 max_window_rereads: config.sync.max_window_rereads,
                 requests_in_flight: Arc::new(Semaphore::new(config.api.max_in_flight)),
+                per_run_in_flight: SyncContext::share_of(
+                    config.api.max_in_flight,
+                    config.sync.max_concurrent_bots.min(config.bots.len()),
+                ),
+                copy_is_whole_history: config.sync.plan.backfill_from
+                    == crate::config::ALL_HISTORY_FROM
+                    && config.retention.max_age_days.is_none(),
                 cancel,
             },
             clients,
@@ -172,7 +179,8 @@ impl Syncer {
             events::verify_finished(bot, days, drifts.len(), false);
             return Ok(drifts);
         }
-        for range in crate::ops::repair_ranges(&drifts) {
+        let beliefs = crate::store::load_beliefs(&self.ctx.pool, bot).await?;
+        for range in crate::ops::repair_ranges(&drifts, crate::ops::margins(&beliefs)) {
             let report = self.run_bot(bot, RunRequest::repair(range)).await;
             if let RunOutcome::Failed(err) = report.outcome {
                 return Err(err);

@@ -128,12 +128,44 @@ pub fn lead_rejected(reason: &str, conversation_uid: Option<&str>, page: u32) {
     warn!(reason, conversation_uid, page, "lead_rejected");
 }
 
+/// A window read again because it listed fewer leads than its total: routine when leads
+/// arrive while it is paged, hence info.
 pub fn window_reread(range: DayRange, attempt: u32, seen: u64, total: u64) {
-    warn!(window_start = %range.start, window_end = %range.end, attempt, seen, total, "window_reread");
+    info!(window_start = %range.start, window_end = %range.end, attempt, seen, total, "window_reread");
 }
 
+/// Still short of its total after every re-read: the leads it missed are the next run's
+/// (they arrived while it paged) or a repair's (`verify`).
 pub fn window_incomplete(range: DayRange, seen: u64, total: u64) {
-    error!(window_start = %range.start, window_end = %range.end, seen, total, "window_incomplete");
+    warn!(window_start = %range.start, window_end = %range.end, seen, total, "window_incomplete");
+}
+
+/// A listing that did not end within the record cap of a window that cannot be cut smaller:
+/// what was read is stored, the rest of the day is not.
+pub fn listing_cut_off(range: DayRange, records: u64) {
+    warn!(window_start = %range.start, window_end = %range.end, records, "listing_cut_off");
+}
+
+/// What leadsync believes about one of the API's undocumented behaviours changed.
+pub fn api_belief_changed(belief: &'static str, from: &str, to: &str) {
+    info!(belief, from, to, "api_belief_changed");
+}
+
+/// Listed leads were seen created later than their range's last day: the lookback grows to
+/// cover it (and `verify` reads the same margin).
+pub fn lookback_widened(from_days: u32, to_days: u32, late_hours: i64) {
+    info!(from_days, to_days, late_hours, "lookback_widened");
+}
+
+/// The probe of a range that cannot hold leads, and what it answered.
+pub fn api_probed(records: usize, total: Option<u64>) {
+    debug!(records, total, "api_probed");
+}
+
+/// The whole copy holds fewer leads than the API's whole-chatbot `total`, after a re-read.
+/// Logged once per distinct shortfall.
+pub fn copy_incomplete(total: u64, held: u64, shortfall: u64) {
+    warn!(total, held, shortfall, "copy_incomplete");
 }
 
 pub fn high_water_mark_advanced(

@@ -8,7 +8,11 @@
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 
-/// A range of API days, sent as `start_date` / `end_date`. Always `end > start`.
+use super::ApiBeliefs;
+
+/// A range of API days, sent as `start_date` / `end_date`. `end > start`, so the range covers
+/// its first day whether `end_date` is inclusive or not; only [`DayRange::head`] makes a single
+/// day (`end == start`), for when `end_date` is known to be inclusive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DayRange {
     pub start: NaiveDate,
@@ -25,22 +29,13 @@ impl DayRange {
         (self.end - self.start).num_days()
     }
 
-    /// The first half of the range, for when it holds more leads than one window should.
-    /// `None` when it is already the smallest range (two days) that covers its start day
-    /// whether `end_date` is inclusive or not.
-    pub fn first_half(self) -> Option<Self> {
-        let span = self.span_days();
-        (span > 1).then(|| Self {
-            start: self.start,
-            end: self.start + Days::new((span / 2).max(1) as u64),
-        })
-    }
-
     /// The window starting where this range starts, `span_days` long, not past this range's end.
+    /// A span of 0 is the start day alone (`start_date = end_date`), which lists that day only
+    /// when `end_date` is known to be inclusive: ask for it only then.
     pub fn head(self, span_days: i64) -> Self {
         let end = self
             .start
-            .checked_add_days(Days::new(span_days.max(1) as u64))
+            .checked_add_days(Days::new(span_days.max(0) as u64))
             .map_or(self.end, |end| end.min(self.end));
         Self {
             start: self.start,
@@ -53,6 +48,32 @@ impl DayRange {
     pub fn rest_after(self, window: DayRange) -> Option<Self> {
         Self::new(window.end, self.end)
     }
+
+    /// What is left after `window` when `end_date` is known to be inclusive: from the day after
+    /// `window`'s last, so no day is read twice. A rest of one day is read as two (a range
+    /// always has `end > start`); the extra day lies past the range, where nothing is lost.
+    pub fn rest_after_inclusive(self, window: DayRange) -> Option<Self> {
+        let next = window.end + Days::new(1);
+        (next <= self.end).then(|| Self {
+            start: next,
+            end: self.end.max(next + Days::new(1)),
+        })
+    }
+
+    /// Midnight UTC at the start of the range's first day.
+    pub fn first_instant(self) -> DateTime<Utc> {
+        midnight(self.start)
+    }
+
+    /// Midnight UTC after the range's last day (taking `end_date` as inclusive, the widest).
+    pub fn end_instant(self) -> DateTime<Utc> {
+        midnight(self.end + Days::new(1))
+    }
+}
+
+/// Midnight UTC at the start of `day`.
+pub fn midnight(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(chrono::NaiveTime::MIN).and_utc()
 }
 
 /// What the database remembers about a bot between runs.
@@ -75,35 +96,70 @@ pub struct PlanSettings {
     pub lookback_days: u32,
 }
 
+/// What one scheduled run reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunPlan {
+    pub range: DayRange,
+    /// Leads created before this day (UTC) were covered by earlier runs as far as the
+    /// configured lookback reaches: a listing known to come newest first may stop below it.
+    /// `None` for a first run, which reads everything.
+    pub covered_before: Option<NaiveDate>,
+}
+
 /// The days one run reads: from `date(HWM) - lookback` (or the lookback before where the last
-/// run stopped, or `backfill_from` for a first run) to the day after today, in UTC. A high-water
-/// mark in the future (clock skew on the API's side) is treated as now, so it cannot push the
-/// start past today.
-pub fn plan_run(state: SyncState, settings: PlanSettings, now: DateTime<Utc>) -> DayRange {
+/// run stopped, or `backfill_from` for a first run) to the day after today, in UTC. The lookback
+/// is the configured one, or more when the API was seen to list leads created later than their
+/// range (see [`ApiBeliefs::lookback_days`]); the end moves a day later when it was seen to list
+/// leads early (an eastern zone, which an exclusive `end_date` would otherwise cut). A
+/// high-water mark in the future (clock skew on the API's side) is treated as now, so it cannot
+/// push the start past today.
+pub fn plan_run(
+    state: SyncState,
+    settings: PlanSettings,
+    beliefs: &ApiBeliefs,
+    now: DateTime<Utc>,
+) -> RunPlan {
     let today = now.date_naive();
-    let end = today + Days::new(1);
-    let lookback = Days::new(u64::from(settings.lookback_days));
-    let from_hwm = state
-        .high_water_mark
-        .map(|hwm| hwm.min(now).date_naive() - lookback);
-    let from_resume = state.resume_from.map(|day| day.min(end) - lookback);
-    let start = match (from_hwm, from_resume) {
-        (Some(a), Some(b)) => a.min(b),
-        (Some(day), None) | (None, Some(day)) => day,
-        (None, None) => settings.backfill_from,
+    let end = today + Days::new(u64::from(beliefs.early_margin_days()));
+    let start_with = |lookback_days: u32| {
+        let lookback = Days::new(u64::from(lookback_days));
+        let from_hwm = state
+            .high_water_mark
+            .map(|hwm| hwm.min(now).date_naive() - lookback);
+        let from_resume = state
+            .resume_from
+            .map(|day| day.min(today + Days::new(1)) - lookback);
+        match (from_hwm, from_resume) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (Some(day), None) | (None, Some(day)) => Some(day),
+            (None, None) => None,
+        }
     };
-    DayRange::new(start.min(today), end).expect("start <= today < end")
+    let start =
+        start_with(beliefs.lookback_days(settings.lookback_days)).unwrap_or(settings.backfill_from);
+    RunPlan {
+        range: DayRange::new(start.min(today), end).expect("start <= today < end"),
+        covered_before: start_with(settings.lookback_days).map(|day| day.min(today)),
+    }
 }
 
 /// How many days the next window should span, given what the last one held: aim at
 /// `max_leads` leads assuming the density stays the same; an empty window means "take the rest".
-pub fn next_span_days(previous: DayRange, previous_total: u64, max_leads: u64) -> i64 {
-    let span = previous.span_days().max(1) as u64;
+/// With an inclusive `end_date` a window of span `n` covers `n + 1` days, so a window of one
+/// day (span 0) is the smallest.
+pub fn next_span_days(
+    previous: DayRange,
+    previous_total: u64,
+    max_leads: u64,
+    end_inclusive: bool,
+) -> i64 {
     if previous_total == 0 {
         return i64::MAX;
     }
-    let scaled = span.saturating_mul(max_leads) / previous_total;
-    i64::try_from(scaled.max(1)).unwrap_or(i64::MAX)
+    let extra = u64::from(end_inclusive);
+    let covered = (previous.span_days().max(0) as u64 + extra).max(1);
+    let days = (covered.saturating_mul(max_leads) / previous_total).max(1);
+    i64::try_from(days - extra).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -127,7 +183,13 @@ mod tests {
 
     #[test]
     fn a_first_run_reads_from_backfill_from_to_the_day_after_today() {
-        let plan = plan_run(SyncState::default(), settings(), at("2024-03-10T12:00:00Z"));
+        let plan = plan_run(
+            SyncState::default(),
+            settings(),
+            &ApiBeliefs::default(),
+            at("2024-03-10T12:00:00Z"),
+        )
+        .range;
         assert_eq!(
             plan,
             DayRange {
@@ -143,7 +205,13 @@ mod tests {
             high_water_mark: Some(at("2024-03-09T01:00:00Z")),
             resume_from: Some(day("2024-03-11")),
         };
-        let plan = plan_run(state, settings(), at("2024-03-10T12:00:00Z"));
+        let plan = plan_run(
+            state,
+            settings(),
+            &ApiBeliefs::default(),
+            at("2024-03-10T12:00:00Z"),
+        )
+        .range;
         assert_eq!(
             plan,
             DayRange {
@@ -159,7 +227,13 @@ mod tests {
             high_water_mark: None,
             resume_from: Some(day("2023-06-01")),
         };
-        let plan = plan_run(state, settings(), at("2024-03-10T12:00:00Z"));
+        let plan = plan_run(
+            state,
+            settings(),
+            &ApiBeliefs::default(),
+            at("2024-03-10T12:00:00Z"),
+        )
+        .range;
         assert_eq!(plan.start, day("2023-05-30"));
     }
 
@@ -169,7 +243,13 @@ mod tests {
             high_water_mark: Some(at("2030-01-01T00:00:00Z")),
             resume_from: Some(day("2030-01-02")),
         };
-        let plan = plan_run(state, settings(), at("2024-03-10T12:00:00Z"));
+        let plan = plan_run(
+            state,
+            settings(),
+            &ApiBeliefs::default(),
+            at("2024-03-10T12:00:00Z"),
+        )
+        .range;
         assert_eq!(
             plan,
             DayRange {
@@ -185,7 +265,13 @@ mod tests {
             backfill_from: day("2031-01-01"),
             ..settings()
         };
-        let plan = plan_run(SyncState::default(), settings, at("2024-03-10T12:00:00Z"));
+        let plan = plan_run(
+            SyncState::default(),
+            settings,
+            &ApiBeliefs::default(),
+            at("2024-03-10T12:00:00Z"),
+        )
+        .range;
         assert_eq!(
             plan,
             DayRange {
@@ -196,18 +282,63 @@ mod tests {
     }
 
     #[test]
-    fn halving_stops_at_two_days_so_the_start_day_is_read_whatever_end_date_means() {
-        let range = DayRange::new(day("2024-01-01"), day("2024-01-10")).expect("range");
-        let half = range.first_half().expect("splittable");
+    fn a_learned_lag_widens_the_start_but_not_what_earlier_runs_covered() {
+        let state = SyncState {
+            high_water_mark: Some(at("2024-03-09T01:00:00Z")),
+            resume_from: Some(day("2024-03-11")),
+        };
+        let mut beliefs = ApiBeliefs::default();
+        let now = at("2024-03-10T12:00:00Z");
+        let plan = plan_run(state, settings(), &beliefs, now);
+        assert_eq!(plan.covered_before, Some(day("2024-03-07")));
+        assert_eq!(plan.range.start, day("2024-03-07"));
+        // Leads listed up to 100 hours after their range: 5 days + 1 of lookback.
+        beliefs.observe_overflow(0, 100 * 3600);
+        let plan = plan_run(state, settings(), &beliefs, now);
+        assert_eq!(plan.range.start, day("2024-03-03"));
+        assert_eq!(plan.covered_before, Some(day("2024-03-07")));
+        assert_eq!(plan.range.end, day("2024-03-11"));
+        // Leads listed 14 hours early: a zone east of UTC; the end moves a day on.
+        beliefs.observe_overflow(14 * 3600, 0);
         assert_eq!(
-            half,
-            DayRange {
-                start: day("2024-01-01"),
-                end: day("2024-01-05")
-            }
+            plan_run(state, settings(), &beliefs, now).range.end,
+            day("2024-03-12")
         );
-        let smallest = DayRange::new(day("2024-01-01"), day("2024-01-02")).expect("range");
-        assert_eq!(smallest.first_half(), None);
+        let first = plan_run(SyncState::default(), settings(), &beliefs, now);
+        assert_eq!(first.covered_before, None);
+    }
+
+    #[test]
+    fn with_an_inclusive_end_date_windows_abut_instead_of_sharing_a_day() {
+        let range = DayRange::new(day("2024-01-01"), day("2024-01-10")).expect("range");
+        let first = range.head(4);
+        let rest = range.rest_after_inclusive(first).expect("more");
+        assert_eq!(rest.start, day("2024-01-06"));
+        assert_eq!(rest.end, day("2024-01-10"));
+        let last = DayRange::new(day("2024-01-05"), day("2024-01-09")).expect("range");
+        let tail = range
+            .rest_after_inclusive(last)
+            .expect("the range's last day");
+        assert_eq!(
+            (tail.start, tail.end),
+            (day("2024-01-10"), day("2024-01-11"))
+        );
+        assert_eq!(range.rest_after_inclusive(range), None);
+        assert_eq!(first.first_instant(), at("2024-01-01T00:00:00Z"));
+        assert_eq!(first.end_instant(), at("2024-01-06T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_head_of_no_days_is_the_start_day_alone() {
+        let range = DayRange::new(day("2024-01-01"), day("2024-01-10")).expect("range");
+        let one = range.head(0);
+        assert_eq!(
+            (one.start, one.end, one.span_days()),
+            (day("2024-01-01"), day("2024-01-01"), 0)
+        );
+        assert_eq!(range.head(-3), one);
+        let rest = range.rest_after_inclusive(one).expect("more");
+        assert_eq!(rest.start, day("2024-01-02"));
     }
 
     #[test]
@@ -225,9 +356,20 @@ mod tests {
     #[test]
     fn the_next_window_is_sized_from_the_density_of_the_last() {
         let previous = DayRange::new(day("2024-01-01"), day("2024-01-11")).expect("range");
-        assert_eq!(next_span_days(previous, 2_000, 1_000), 5);
-        assert_eq!(next_span_days(previous, 10, 1_000), 1_000);
-        assert_eq!(next_span_days(previous, 0, 1_000), i64::MAX);
-        assert_eq!(next_span_days(previous, 1_000_000, 1_000), 1);
+        assert_eq!(next_span_days(previous, 2_000, 1_000, false), 5);
+        assert_eq!(next_span_days(previous, 10, 1_000, false), 1_000);
+        assert_eq!(next_span_days(previous, 0, 1_000, false), i64::MAX);
+        assert_eq!(next_span_days(previous, 1_000_000, 1_000, false), 1);
+        // Inclusive: a one-day window (span 0) holding 22 of at most 30 stays one day.
+        let one_day = DayRange::new(day("2024-03-01"), day("2024-03-02"))
+            .expect("range")
+            .head(0);
+        assert_eq!(next_span_days(one_day, 22, 30, true), 0);
+        assert_eq!(next_span_days(one_day, 10, 30, true), 2);
+        assert_eq!(next_span_days(one_day, 0, 30, true), i64::MAX);
+        // Span 10 inclusive is 11 days: 1,100 leads, 500 wanted: 5 days, span 4.
+        let eleven = DayRange::new(day("2024-03-01"), day("2024-03-11")).expect("range");
+        assert_eq!(next_span_days(eleven, 1_100, 500, true), 4);
+        assert_eq!(next_span_days(eleven, 1_100, 500, false), 4);
     }
 }

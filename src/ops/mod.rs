@@ -10,4 +10,4 @@ pub use check::check;
 pub use erasure::forget;
 pub use retention::{Expired, apply_retention};
 pub use status::status;
-pub use verify::{DayDrift, repair_ranges, verify_bot};
+pub use verify::{DayDrift, Margins, margins, repair_ranges, verify_bot};

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::{
     chatof::ChatofClient,
-    domain::{BotUid, DayRange},
+    domain::{ApiBeliefs, BotUid, DayRange},
     events, store,
     sync::{SyncContext, SyncError, list_leads},
 };
@@ -25,11 +25,13 @@ pub struct DayDrift {
 }
 
 /// Compares, for each of the last `days` UTC days up to `today`, the leads the API lists with
-/// the rows stored, lead by lead. The API's day filter has an undocumented time zone, so its
-/// own per-day `total` cannot be matched to UTC days: the range is read with a day of margin on
-/// each side and bucketed by each lead's `created_at` instead. Logs one `verify_day_drifted`
-/// per day that differs. A lead the sync would not store (erased by `forget`, or older than
-/// `retention.max_age_days`) is not expected in the copy.
+/// the rows stored, lead by lead. The API's day filter has an undocumented time zone and may
+/// select on when a conversation started, so its own per-day `total` cannot be matched to UTC
+/// days: the range is read with the margins the sync uses (a day on each side, more when
+/// leads were seen listed outside their range, see [`ApiBeliefs`]) and bucketed by each lead's
+/// `created_at` instead. Logs one `verify_day_drifted` per day that differs. A lead the sync
+/// would not store (erased by `forget`, or older than `retention.max_age_days`) is not
+/// expected in the copy.
 pub async fn verify_bot(
     ctx: &SyncContext,
     client: &ChatofClient,
@@ -37,10 +39,11 @@ pub async fn verify_bot(
     days: u32,
     today: NaiveDate,
 ) -> Result<Vec<DayDrift>, SyncError> {
+    let beliefs = store::load_beliefs(&ctx.pool, bot).await?;
     let first = today - Days::new(u64::from(days.max(1)) - 1);
     let tomorrow = today + Days::new(1);
-    let read = DayRange::new(first - Days::new(1), tomorrow).expect("first <= today");
-    let listed = list_leads(ctx, client, bot, read).await?;
+    let read = margins(&beliefs).around(first, today);
+    let listed = list_leads(ctx, client, bot, read, &beliefs).await?;
     // Erased or past retention: listed by the API, rightly absent from the copy.
     let unstorable =
         store::unstorable_conversations(&ctx.pool, &listed.values().collect::<Vec<_>>()).await?;
@@ -92,13 +95,39 @@ pub async fn verify_bot(
     Ok(drifts)
 }
 
-/// The ranges to re-sync for `drifts`: each run of consecutive days, with a day of margin on
-/// each side (the API's day filter zone is unknown).
-pub fn repair_ranges(drifts: &[DayDrift]) -> Vec<DayRange> {
+/// How many days before and after a run of UTC days the API must be asked for, to list every
+/// lead created on them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Margins {
+    pub before: u32,
+    pub after: u32,
+}
+
+impl Margins {
+    /// The API range listing every lead created from `first` to `last` (UTC days).
+    pub fn around(self, first: NaiveDate, last: NaiveDate) -> DayRange {
+        DayRange::new(
+            first - Days::new(u64::from(self.before)),
+            last + Days::new(u64::from(self.after.max(1))),
+        )
+        .expect("first <= last")
+    }
+}
+
+/// The margins the sync's beliefs call for: at least a day each side.
+pub fn margins(beliefs: &ApiBeliefs) -> Margins {
+    Margins {
+        before: beliefs.late_margin_days(),
+        after: beliefs.early_margin_days(),
+    }
+}
+
+/// The ranges to re-sync for `drifts`: each run of consecutive days, with the margins on
+/// each side.
+pub fn repair_ranges(drifts: &[DayDrift], margins: Margins) -> Vec<DayRange> {
     let mut ranges: Vec<DayRange> = Vec::new();
     for drift in drifts {
-        let start = drift.day - Days::new(1);
-        let end = drift.day + Days::new(1);
+        let DayRange { start, end } = margins.around(drift.day, drift.day);
         match ranges.last_mut() {
             Some(last) if start <= last.end => last.end = last.end.max(end),
             _ => ranges.push(DayRange::new(start, end).expect("start < end")),
@@ -123,11 +152,18 @@ mod tests {
 
     #[test]
     fn consecutive_drifted_days_are_repaired_in_one_range_with_margins() {
-        let ranges = repair_ranges(&[
-            drift("2024-01-02"),
-            drift("2024-01-03"),
-            drift("2024-01-07"),
-        ]);
+        let one_day = Margins {
+            before: 1,
+            after: 1,
+        };
+        let ranges = repair_ranges(
+            &[
+                drift("2024-01-02"),
+                drift("2024-01-03"),
+                drift("2024-01-07"),
+            ],
+            one_day,
+        );
         let day = |text: &str| text.parse::<NaiveDate>().expect("date");
         assert_eq!(
             ranges,
@@ -135,6 +171,36 @@ mod tests {
                 DayRange::new(day("2024-01-01"), day("2024-01-04")).expect("range"),
                 DayRange::new(day("2024-01-06"), day("2024-01-08")).expect("range"),
             ]
+        );
+    }
+
+    #[test]
+    fn a_learned_lag_widens_what_verify_and_repair_read() {
+        let day = |text: &str| text.parse::<NaiveDate>().expect("date");
+        let mut beliefs = ApiBeliefs::default();
+        assert_eq!(
+            margins(&beliefs),
+            Margins {
+                before: 1,
+                after: 1
+            }
+        );
+        beliefs.observe_overflow(10 * 3600, 100 * 3600);
+        let wide = margins(&beliefs);
+        assert_eq!(
+            wide,
+            Margins {
+                before: 6,
+                after: 2
+            }
+        );
+        assert_eq!(
+            wide.around(day("2024-01-10"), day("2024-01-12")),
+            DayRange::new(day("2024-01-04"), day("2024-01-14")).expect("range")
+        );
+        assert_eq!(
+            repair_ranges(&[drift("2024-01-10")], wide),
+            [DayRange::new(day("2024-01-04"), day("2024-01-12")).expect("range")]
         );
     }
 }

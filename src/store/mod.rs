@@ -1,6 +1,7 @@
 //! All SQL lives here, as named functions over `impl PgExecutor`. Nothing outside this module
 //! writes a query.
 
+mod beliefs;
 mod bots;
 mod erasure;
 mod leads;
@@ -20,6 +21,7 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
+pub use beliefs::{any_tombstones, held_records, load_beliefs, save_beliefs};
 pub use bots::upsert_bots;
 pub use erasure::{Erased, forget_leads, unstorable_conversations};
 pub use leads::{count_leads, upsert_leads};

@@ -3,23 +3,26 @@ use std::{
     time::Instant,
 };
 
-use super::{SyncError, run::SyncContext};
+use super::{
+    SyncError,
+    context::{RunRequests, SyncContext},
+};
 use crate::{
     chatof::{ChatofClient, LeadsPage, LeadsQuery},
-    domain::{BotUid, DayRange, RunCounts},
+    domain::{BotUid, DayRange},
     events,
 };
 
-/// Fetches one page under the retry policy, counting requests and retries into `counts`.
-/// Each attempt waits for a slot under the process-wide cap on requests in flight. A shutdown
-/// abandons the request (and any backoff) at once: nothing is half-written by a fetch.
+/// Fetches one page under the retry policy, counting each attempt in `requests`. Each attempt
+/// waits for a slot of the run's share and one of the process-wide cap on requests in flight.
+/// A shutdown abandons the request (and any backoff) at once: nothing is half-written by a fetch.
 pub(super) async fn fetch_page(
     ctx: &SyncContext,
+    requests: &RunRequests,
     client: &ChatofClient,
     bot: &BotUid,
     range: DayRange,
     page: u32,
-    counts: &mut RunCounts,
 ) -> Result<LeadsPage, SyncError> {
     let query = LeadsQuery {
         range: Some(range),
@@ -30,8 +33,10 @@ pub(super) async fn fetch_page(
     let started = Instant::now();
     let fetch = ctx.retry.run(
         || async {
+            let _share = requests.share.acquire().await;
             let _slot = ctx.requests_in_flight.acquire().await;
-            attempts.fetch_add(1, Relaxed);
+            let retry = attempts.fetch_add(1, Relaxed) > 0;
+            requests.count_attempt(retry);
             let result = client.fetch_leads_page(bot, &query).await;
             events::api_request_completed(&result);
             result
@@ -43,9 +48,6 @@ pub(super) async fn fetch_page(
         () = ctx.cancel.cancelled() => Err(SyncError::Interrupted),
         result = fetch => result.map_err(SyncError::from),
     };
-    let attempts = attempts.load(Relaxed);
-    counts.requests += attempts;
-    counts.retries += attempts.saturating_sub(1);
     if let Ok(leads) = &result {
         events::page_fetched(
             range,
@@ -57,4 +59,32 @@ pub(super) async fn fetch_page(
         );
     }
     result
+}
+
+/// One attempt, no retries: for the probe, whose answer is a hint that a run can do without.
+pub(super) async fn fetch_page_once(
+    ctx: &SyncContext,
+    requests: &RunRequests,
+    client: &ChatofClient,
+    bot: &BotUid,
+    range: DayRange,
+) -> Result<LeadsPage, SyncError> {
+    let query = LeadsQuery {
+        range: Some(range),
+        page: 1,
+        page_size: ctx.page_size,
+    };
+    let attempt = async {
+        let _share = requests.share.acquire().await;
+        let _slot = ctx.requests_in_flight.acquire().await;
+        requests.count_attempt(false);
+        let result = client.fetch_leads_page(bot, &query).await;
+        events::api_request_completed(&result);
+        result
+    };
+    tokio::select! {
+        biased;
+        () = ctx.cancel.cancelled() => Err(SyncError::Interrupted),
+        result = attempt => result.map_err(SyncError::from),
+    }
 }

@@ -1,87 +1,183 @@
 use std::collections::HashSet;
 
-use crate::chatof::LeadsPage;
+use crate::{chatof::LeadsPage, domain::plausible};
+
+/// Why a listing ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum End {
+    /// An empty page.
+    Empty,
+    /// A page shorter than the page size the server serves, with nothing missing.
+    Short,
+    /// A page of nothing but records already seen: the server is not paging.
+    Repeats,
+    /// Past what a trusted `total` allows: the listing cannot be what it says.
+    PageLimit,
+    /// More records than any window should hold: a listing that never ends.
+    RecordCap,
+    /// Far past the trusted total (twice it, and two pages more): a listing that never ends.
+    PastTotal,
+    /// A newest-first listing passed below what earlier runs covered.
+    Covered,
+}
+
+impl End {
+    /// The listing ran out by itself (an empty or short page), rather than being cut.
+    pub(super) fn ran_out(self) -> bool {
+        matches!(self, Self::Empty | Self::Short)
+    }
+}
+
+/// How a pass decides where a listing ends: what it knows of the server.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PassRules {
+    /// The page size asked for.
+    pub(super) asked_page_size: u32,
+    /// The page size the server is believed to serve without saying so (a silent clamp).
+    pub(super) served_page_size: Option<u32>,
+    /// Whether `total` counts this listing (then it bounds the pages and proves the count).
+    pub(super) trust_total: bool,
+    /// At most this many records are read, whatever the server says.
+    pub(super) record_cap: u64,
+}
 
 /// One pass over a listing's pages, and the rules that say where the listing ends.
 ///
 /// The API pages by offset in an undocumented order, so the listing can shift while it is read
 /// (a lead arriving pushes every later record one place down). Hence: read until a page comes
 /// back empty, or short with nothing missing; never stop just because `total` says so; count
-/// the distinct records seen against the largest `total` reported.
-#[derive(Debug, Default)]
+/// the distinct records seen against the largest `total` reported when it counts the listing;
+/// and stop, whatever else, past `record_cap` records.
+#[derive(Debug)]
 pub(super) struct Pass {
+    rules: PassRules,
     seen: HashSet<String>,
+    records: u64,
     max_total: Option<u64>,
+    totals_differ: bool,
     longest_page: usize,
 }
 
 impl Pass {
+    pub(super) fn new(rules: PassRules) -> Self {
+        Self {
+            rules,
+            seen: HashSet::new(),
+            records: 0,
+            max_total: None,
+            totals_differ: false,
+            longest_page: 0,
+        }
+    }
+
     /// Distinct records seen so far (leads by uid, rejected records by uid or payload).
     pub(super) fn seen(&self) -> u64 {
         self.seen.len() as u64
     }
 
-    /// The largest `total` the server reported, if it reported any.
+    /// The keys of the records seen.
+    pub(super) fn keys(&self) -> &HashSet<String> {
+        &self.seen
+    }
+
+    pub(super) fn into_keys(self) -> HashSet<String> {
+        self.seen
+    }
+
+    /// The largest plausible `total` the server reported, if it reported any.
     pub(super) fn total(&self) -> Option<u64> {
         self.max_total
     }
 
-    /// Fewer distinct records seen than the server says there are.
-    pub(super) fn missing(&self) -> bool {
-        self.max_total.is_some_and(|total| self.seen() < total)
+    /// Every page reported the same total (or none did).
+    pub(super) fn steady(&self) -> bool {
+        !self.totals_differ
     }
 
-    /// Notes what `page` (number `page_number`, asked with `asked_page_size`) adds, and says
-    /// whether it is the listing's last page.
-    pub(super) fn take_in(
-        &mut self,
-        page: &LeadsPage,
-        page_number: u32,
-        asked_page_size: u32,
-    ) -> bool {
-        if let Some(total) = page.total {
+    /// Fewer distinct records seen than a trusted total says there are.
+    pub(super) fn missing(&self) -> bool {
+        self.rules.trust_total && self.max_total.is_some_and(|total| self.seen() < total)
+    }
+
+    /// Notes what `page` (number `page_number`) adds; `Some` when it is the listing's last.
+    pub(super) fn take_in(&mut self, page: &LeadsPage, page_number: u32) -> Option<End> {
+        if let Some(total) = plausible(page.total) {
+            if self.max_total.is_some_and(|max| max != total) {
+                self.totals_differ = true;
+            }
             self.max_total = Some(self.max_total.map_or(total, |max| max.max(total)));
         }
         self.longest_page = self.longest_page.max(page.records.len());
         let mut new_records = 0;
         for record in &page.records {
-            let key = match record {
-                Ok(lead) => lead.conversation_uid.clone(),
-                Err(rejected) => match &rejected.conversation_uid {
-                    Some(uid) => uid.clone(),
-                    None => format!("raw:{}", rejected.raw),
-                },
-            };
-            if self.seen.insert(key) {
+            if self.seen.insert(record_key(record)) {
                 new_records += 1;
             }
         }
         let len = page.records.len();
+        self.records += len as u64;
         // Trust the page size the server reports; it may clamp what we asked for. Without it,
-        // a page shorter than asked may be a silent clamp rather than the end: only a known
-        // total can tell, and without one only an empty page ends the listing.
-        let short = match (page.page_size, self.max_total) {
+        // a page shorter than asked may be a silent clamp rather than the end: a clamp seen
+        // often enough to be believed, or a trusted total, can tell; otherwise only an empty
+        // page ends the listing.
+        let short = match (page.page_size, self.rules.served_page_size) {
             (Some(size), _) => len < size as usize,
-            (None, Some(_)) => len < asked_page_size as usize,
-            (None, None) => false,
+            (None, Some(served)) => len < served as usize,
+            (None, None) => {
+                self.rules.trust_total
+                    && self.max_total.is_some()
+                    && len < self.rules.asked_page_size as usize
+            }
         };
-        len == 0
-            || (short && !self.missing())
-            // A page of nothing but repeats: the server is not paging (or ignores `page`).
-            || (new_records == 0 && page_number > 1)
-            || page_number >= self.page_limit()
+        if len == 0 {
+            Some(End::Empty)
+        } else if short && !self.missing() {
+            Some(End::Short)
+        } else if new_records == 0 && page_number > 1 {
+            Some(End::Repeats)
+        } else if page_number >= self.page_limit() {
+            Some(End::PageLimit)
+        } else if self.far_past_total() {
+            Some(End::PastTotal)
+        } else if self.records >= self.rules.record_cap {
+            Some(End::RecordCap)
+        } else {
+            None
+        }
     }
 
-    /// Past this many pages the listing cannot be what `total` says: stop rather than loop.
-    /// A `total` already exceeded is plainly wrong, and bounds nothing.
+    /// Read twice the trusted total and two pages more: the listing is not what its total
+    /// says (one that never ends), not merely shifted or lagging.
+    fn far_past_total(&self) -> bool {
+        self.rules.trust_total
+            && self.max_total.is_some_and(|total| {
+                self.seen() > total.saturating_mul(2) + 2 * u64::from(self.rules.asked_page_size)
+            })
+    }
+
+    /// Past this many pages the listing cannot be what a trusted `total` says: stop rather
+    /// than loop. A `total` already exceeded is plainly wrong, and bounds nothing.
     fn page_limit(&self) -> u32 {
         match self.max_total {
-            Some(total) if total >= self.seen() => {
+            Some(total) if self.rules.trust_total && total >= self.seen() => {
                 let per_page = self.longest_page.max(1) as u64;
                 u32::try_from(total.div_ceil(per_page) + 2).unwrap_or(u32::MAX)
             }
             _ => u32::MAX,
         }
+    }
+}
+
+/// What identifies a record within a listing.
+pub(super) fn record_key(
+    record: &Result<crate::domain::Lead, crate::domain::RejectedLead>,
+) -> String {
+    match record {
+        Ok(lead) => lead.conversation_uid.clone(),
+        Err(rejected) => match &rejected.conversation_uid {
+            Some(uid) => uid.clone(),
+            None => format!("raw:{}", rejected.raw),
+        },
     }
 }
 
@@ -110,53 +206,131 @@ mod tests {
         }
     }
 
+    fn rules(asked: u32) -> PassRules {
+        PassRules {
+            asked_page_size: asked,
+            served_page_size: None,
+            trust_total: true,
+            record_cap: 1_000,
+        }
+    }
+
+    fn uids(prefix: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i}")).collect()
+    }
+
     #[test]
     fn a_short_page_ends_the_listing_only_when_nothing_is_missing() {
-        let mut pass = Pass::default();
-        assert!(!pass.take_in(&page(&["a", "b"], Some(2), Some(4)), 1, 2));
+        let mut pass = Pass::new(rules(2));
+        assert_eq!(pass.take_in(&page(&["a", "b"], Some(2), Some(4)), 1), None);
         // A lead arrived: the page is short of the new total, so read on.
-        assert!(!pass.take_in(&page(&["c"], Some(2), Some(5)), 2, 2));
+        assert_eq!(pass.take_in(&page(&["c"], Some(2), Some(5)), 2), None);
         assert!(pass.missing());
-        assert!(
-            pass.take_in(&page(&[], Some(2), Some(5)), 3, 2),
-            "an empty page ends it"
+        assert!(!pass.steady());
+        assert_eq!(
+            pass.take_in(&page(&[], Some(2), Some(5)), 3),
+            Some(End::Empty)
         );
+        let mut pass = Pass::new(rules(2));
+        pass.take_in(&page(&["a", "b"], Some(2), Some(3)), 1);
+        assert_eq!(
+            pass.take_in(&page(&["c"], Some(2), Some(3)), 2),
+            Some(End::Short)
+        );
+        assert!(pass.steady() && !pass.missing());
+        assert_eq!(pass.seen(), 3);
     }
 
     #[test]
     fn without_a_reported_page_size_a_clamp_is_not_taken_for_the_end() {
-        let mut pass = Pass::default();
+        let thirty = uids("l", 30);
+        let thirty: Vec<&str> = thirty.iter().map(String::as_str).collect();
+        let mut pass = Pass::new(rules(100));
         // Asked for 100, got 30 with no page size and no total: maybe a silent clamp.
-        let thirty: Vec<String> = (0..30).map(|i| format!("l{i}")).collect();
-        let uids: Vec<&str> = thirty.iter().map(String::as_str).collect();
-        assert!(!pass.take_in(&page(&uids, None, None), 1, 100));
-        assert!(pass.take_in(&page(&[], None, None), 2, 100));
+        assert_eq!(pass.take_in(&page(&thirty, None, None), 1), None);
+        assert_eq!(pass.take_in(&page(&[], None, None), 2), Some(End::Empty));
+        // With a total that counts the listing, a page short of what was asked ends it.
+        let mut pass = Pass::new(rules(100));
+        assert_eq!(
+            pass.take_in(&page(&thirty, None, Some(30)), 1),
+            Some(End::Short)
+        );
+        // With a clamp believed, a page shorter than it ends the listing, total or not.
+        let mut pass = Pass::new(PassRules {
+            served_page_size: Some(30),
+            trust_total: false,
+            ..rules(100)
+        });
+        assert_eq!(pass.take_in(&page(&thirty, None, None), 1), None);
+        assert_eq!(pass.take_in(&page(&["x"], None, None), 2), Some(End::Short));
     }
 
     #[test]
     fn a_page_of_repeats_ends_a_listing_that_ignores_the_page_number() {
-        let mut pass = Pass::default();
-        assert!(!pass.take_in(&page(&["a", "b"], Some(2), None), 1, 2));
-        assert!(pass.take_in(&page(&["a", "b"], Some(2), None), 2, 2));
+        let mut pass = Pass::new(rules(2));
+        assert_eq!(pass.take_in(&page(&["a", "b"], Some(2), None), 1), None);
+        assert_eq!(
+            pass.take_in(&page(&["a", "b"], Some(2), None), 2),
+            Some(End::Repeats)
+        );
     }
 
     #[test]
     fn a_listing_that_never_ends_is_cut_off_past_what_its_total_allows() {
         // Every page repeats one record and adds one: never empty, never short, never all
         // repeats. With a total of 10 at 2 per page, page 7 (5 pages + 2 of slack) is the last.
-        let mut pass = Pass::default();
+        let mut pass = Pass::new(rules(2));
         let mut last_page = None;
         for number in 1..=20 {
             let new = format!("n{number}");
-            if pass.take_in(&page(&["same", &new], Some(2), Some(10)), number, 2) {
-                last_page = Some(number);
+            if let Some(end) = pass.take_in(&page(&["same", &new], Some(2), Some(10)), number) {
+                last_page = Some((number, end));
                 break;
             }
         }
-        assert_eq!(last_page, Some(7));
+        assert_eq!(last_page, Some((7, End::PageLimit)));
         assert!(
             pass.missing(),
             "the count says the window must be read again"
         );
+    }
+
+    #[test]
+    fn without_a_trusted_total_the_record_cap_ends_a_listing_that_never_ends() {
+        let mut pass = Pass::new(PassRules {
+            trust_total: false,
+            record_cap: 10,
+            ..rules(2)
+        });
+        let mut ended = None;
+        for number in 1..=20 {
+            let (a, b) = (format!("a{number}"), format!("b{number}"));
+            // An absurd total counts as none.
+            if let Some(end) = pass.take_in(&page(&[&a, &b], Some(2), Some(u64::MAX)), number) {
+                ended = Some((number, end));
+                break;
+            }
+        }
+        assert_eq!(ended, Some((5, End::RecordCap)));
+        assert_eq!(pass.total(), None);
+        assert!(!pass.missing(), "an untrusted total proves no shortfall");
+        assert!(!End::RecordCap.ran_out() && End::Short.ran_out() && End::Empty.ran_out());
+        assert_eq!(pass.keys().len(), 10);
+    }
+
+    #[test]
+    fn a_listing_far_past_its_trusted_total_is_cut_there() {
+        // A total of 2 at 2 a page: 2 * 2 + 2 pages of 2 = 8 records, then it is cut.
+        let mut pass = Pass::new(rules(2));
+        let mut ended = None;
+        for number in 1..=20 {
+            let (a, b) = (format!("a{number}"), format!("b{number}"));
+            if let Some(end) = pass.take_in(&page(&[&a, &b], Some(2), Some(2)), number) {
+                ended = Some((number, end));
+                break;
+            }
+        }
+        assert_eq!(ended, Some((5, End::PastTotal)));
+        assert_eq!(pass.seen(), 10);
     }
 }

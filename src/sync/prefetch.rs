@@ -1,21 +1,27 @@
 use futures_util::{StreamExt as _, stream};
 use tokio::{sync::mpsc, task::JoinHandle};
+use tracing::Instrument as _;
 
-use super::{SyncError, fetch::fetch_page, run::SyncContext};
+use super::{
+    SyncError,
+    context::{RunRequests, SyncContext},
+    fetch::fetch_page,
+};
 use crate::{
     chatof::{ChatofClient, LeadsPage},
-    domain::{BotUid, DayRange, RunCounts},
+    domain::{BotUid, DayRange},
 };
 
-/// Pages fetched at once per window, ahead of the one being stored (each still waits for a
-/// slot under the process-wide `api.max_in_flight`).
-const PAGE_LOOKAHEAD: usize = 4;
+/// Pages fetched at once per window, ahead of the one being stored, at most (each still
+/// waits for a slot of the run's share and of the process-wide `api.max_in_flight`).
+pub(super) const PAGE_LOOKAHEAD: usize = 4;
 
-/// Pages `first..=last` of a window, fetched ahead by a task of their own once the first page
-/// has told how many there are, and handed over in page order: the next pages download while
-/// the current batch is written, and a slow API is asked several pages at a time. Pages past
-/// `last` (the listing grew) are fetched one by one by the reader, as before. Dropping this
-/// stops the fetching.
+/// Pages `first..=last` of a window, fetched ahead by a task of their own once the evidence
+/// says they exist (a trusted total, or the density of what was read before), and handed over
+/// in page order: the next pages download while the current batch is written, and a slow API
+/// is asked several pages at a time. Pages past `last` are fetched one by one by the reader.
+/// Dropping this stops the fetching; the requests it made are counted in the run's tally
+/// whether or not their pages were used.
 pub(super) struct Prefetch {
     pages: mpsc::Receiver<Fetched>,
     task: JoinHandle<()>,
@@ -26,41 +32,41 @@ pub(super) struct Prefetch {
 struct Fetched {
     page: u32,
     result: Result<LeadsPage, SyncError>,
-    counts: RunCounts,
 }
 
 impl Prefetch {
     pub(super) fn start(
         ctx: &SyncContext,
+        requests: &RunRequests,
         client: &ChatofClient,
         bot: &BotUid,
         window: DayRange,
-        first: u32,
-        last: u32,
+        (first, last): (u32, u32),
     ) -> Self {
-        let (sender, pages) = mpsc::channel(PAGE_LOOKAHEAD);
-        let (ctx, client, bot) = (ctx.clone(), client.clone(), bot.clone());
-        let task = tokio::spawn(async move {
-            let mut fetched = stream::iter(first..=last)
-                .map(|page| {
-                    let (ctx, client, bot) = (&ctx, &client, &bot);
-                    async move {
-                        let mut counts = RunCounts::default();
-                        let result = fetch_page(ctx, client, bot, window, page, &mut counts).await;
-                        Fetched {
-                            page,
-                            result,
-                            counts,
+        let lookahead = PAGE_LOOKAHEAD.min(ctx.per_run_in_flight).max(1);
+        let (sender, pages) = mpsc::channel(lookahead);
+        let (ctx, requests, client, bot) =
+            (ctx.clone(), requests.clone(), client.clone(), bot.clone());
+        let task = tokio::spawn(
+            async move {
+                let mut fetched = stream::iter(first..=last)
+                    .map(|page| {
+                        let (ctx, requests, client, bot) = (&ctx, &requests, &client, &bot);
+                        async move {
+                            let result = fetch_page(ctx, requests, client, bot, window, page).await;
+                            Fetched { page, result }
                         }
+                    })
+                    .buffered(lookahead);
+                while let Some(page) = fetched.next().await {
+                    if sender.send(page).await.is_err() {
+                        return;
                     }
-                })
-                .buffered(PAGE_LOOKAHEAD);
-            while let Some(page) = fetched.next().await {
-                if sender.send(page).await.is_err() {
-                    return;
                 }
             }
-        });
+            // The run's span, so the read-ahead's log lines carry bot_uid and run_id.
+            .in_current_span(),
+        );
         Self {
             pages,
             task,
@@ -74,13 +80,11 @@ impl Prefetch {
         page == self.next && page <= self.last
     }
 
-    /// The next page, adding its requests and retries to `counts`.
-    pub(super) async fn take(&mut self, counts: &mut RunCounts) -> Result<LeadsPage, SyncError> {
+    /// The next page.
+    pub(super) async fn take(&mut self) -> Result<LeadsPage, SyncError> {
         let fetched = self.pages.recv().await.ok_or(SyncError::Interrupted)?;
         debug_assert_eq!(fetched.page, self.next, "pages arrive in order");
         self.next += 1;
-        counts.requests += fetched.counts.requests;
-        counts.retries += fetched.counts.retries;
         fetched.result
     }
 }
@@ -91,9 +95,7 @@ impl Drop for Prefetch {
     }
 }
 
-/// How many pages a listing of `total` records has with the page size the server reported.
-pub(super) fn page_count(page: &LeadsPage, asked_page_size: u32) -> Option<u32> {
-    let size = u64::from(page.page_size.unwrap_or(asked_page_size).max(1));
-    page.total
-        .map(|total| u32::try_from(total.div_ceil(size)).unwrap_or(u32::MAX))
+/// How many pages `records` records fill at `page_size` a page.
+pub(super) fn pages_for(records: u64, page_size: u32) -> u32 {
+    u32::try_from(records.div_ceil(u64::from(page_size.max(1)))).unwrap_or(u32::MAX)
 }

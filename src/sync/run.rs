@@ -1,38 +1,29 @@
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use tracing::{Instrument, field};
 use uuid::Uuid;
 
-use super::{SyncError, fetch::fetch_page, window::WindowReader};
+use super::{
+    SyncError,
+    context::{Progress, RunRequests, RunScope, SyncContext},
+    fetch::fetch_page_once,
+    range::read_range,
+};
 use crate::{
     chatof::ChatofClient,
-    domain::{BotUid, DayRange, PlanSettings, RunCounts, next_span_days, plan_run},
+    domain::{ApiBeliefs, BotUid, DayRange, RunCounts, TotalMeaning, midnight, plan_run},
     events,
-    retry::RetryPolicy,
-    store::{self, PgConnection, Pool, RunKind, RunStatus},
+    retry::{Disposition, classify},
+    store::{self, PgConnection, RunKind, RunStatus},
 };
 
-/// Everything a run needs besides the bot and its client.
-#[derive(Clone, Debug)]
-pub struct SyncContext {
-    pub pool: Pool,
-    pub retry: RetryPolicy,
-    pub page_size: u32,
-    pub plan: PlanSettings,
-    /// A window is cut down (by halving its days) until it holds at most this many leads.
-    pub max_window_leads: u64,
-    pub max_window_rereads: u32,
-    /// Caps the requests in flight across every bot of the process.
-    pub requests_in_flight: Arc<Semaphore>,
-    /// Cancelled on shutdown: runs stop between pages and record themselves `interrupted`.
-    pub cancel: CancellationToken,
-}
+/// The range the probe asks for: years before ChatofAI existed, so it cannot hold leads.
+/// What `total` says for it tells whether `total` counts the filtered listing.
+const PROBE_RANGE: (NaiveDate, NaiveDate) = (
+    NaiveDate::from_ymd_opt(1990, 1, 1).expect("valid date"),
+    NaiveDate::from_ymd_opt(1990, 1, 2).expect("valid date"),
+);
 
 /// What a run reads: the planned days (from the high-water mark), or a range chosen by an
 /// operator (`backfill`) or by `verify --repair`.
@@ -81,6 +72,8 @@ pub struct RunReport {
     pub outcome: RunOutcome,
     pub counts: RunCounts,
     pub high_water_mark: Option<DateTime<Utc>>,
+    /// What leadsync believes about the API after the run.
+    pub beliefs: ApiBeliefs,
     pub elapsed: Duration,
 }
 
@@ -106,63 +99,71 @@ pub async fn sync_bot(
     );
     let started = Instant::now();
     let mut run = Run {
-        ctx,
-        bot,
-        client,
-        run_id,
-        counts: RunCounts::default(),
-        high_water_mark: None,
+        scope: RunScope {
+            ctx,
+            bot,
+            client,
+            run_id,
+            requests: RunRequests::new(ctx),
+            now,
+        },
+        progress: Progress::new(ApiBeliefs::default(), None, ctx.plan.lookback_days),
     };
-    let outcome = run.execute(request, now).instrument(span.clone()).await;
+    let outcome = run.execute(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let _entered = span.enter();
+    let Progress {
+        counts,
+        beliefs,
+        high_water_mark,
+        ..
+    } = run.progress;
     match &outcome {
         RunOutcome::Succeeded => {
-            events::sync_run_finished(bot, &run.counts, run.high_water_mark, elapsed);
+            events::sync_run_finished(bot, &counts, high_water_mark, elapsed);
         }
         RunOutcome::Skipped => events::sync_run_skipped(bot, "locked_by_another_process"),
-        RunOutcome::Interrupted => events::sync_run_interrupted(bot, &run.counts, elapsed),
-        RunOutcome::Failed(err) => events::sync_run_failed(bot, err, &run.counts, elapsed),
+        RunOutcome::Interrupted => events::sync_run_interrupted(bot, &counts, elapsed),
+        RunOutcome::Failed(err) => events::sync_run_failed(bot, err, &counts, elapsed),
     }
     RunReport {
         run_id,
         bot: bot.clone(),
         outcome,
-        counts: run.counts,
-        high_water_mark: run.high_water_mark,
+        counts,
+        high_water_mark,
+        beliefs,
         elapsed,
     }
 }
 
 struct Run<'a> {
-    ctx: &'a SyncContext,
-    bot: &'a BotUid,
-    client: &'a ChatofClient,
-    run_id: Uuid,
-    counts: RunCounts,
-    high_water_mark: Option<DateTime<Utc>>,
+    scope: RunScope<'a>,
+    progress: Progress,
 }
 
 impl Run<'_> {
-    async fn execute(&mut self, request: RunRequest, now: DateTime<Utc>) -> RunOutcome {
-        let mut lock = match store::try_lock_bot(&self.ctx.pool, self.bot).await {
+    async fn execute(&mut self, request: RunRequest) -> RunOutcome {
+        let ctx = self.scope.ctx;
+        let mut lock = match store::try_lock_bot(&ctx.pool, self.scope.bot).await {
             Ok(Some(lock)) => lock,
             Ok(None) => return RunOutcome::Skipped,
             Err(err) => return RunOutcome::Failed(err.into()),
         };
-        let outcome = match self.locked(lock.connection(), request, now).await {
+        let outcome = match self.locked(lock.connection(), request).await {
             Ok(()) => RunOutcome::Succeeded,
             Err(err) => {
+                self.scope.requests.settle(&mut self.progress.counts);
                 let (status, summary) = match err {
                     SyncError::Interrupted => (RunStatus::Interrupted, None),
                     _ => (RunStatus::Failed, Some(format!("{}: {err}", err.kind()))),
                 };
                 let recorded = store::finish_run(
-                    &self.ctx.pool,
-                    self.run_id,
+                    &ctx.pool,
+                    self.scope.run_id,
                     status,
-                    &self.counts,
-                    self.high_water_mark,
+                    &self.progress.counts,
+                    self.progress.high_water_mark,
                     summary.as_deref(),
                 )
                 .await;
@@ -184,25 +185,28 @@ impl Run<'_> {
         &mut self,
         conn: &mut PgConnection,
         request: RunRequest,
-        now: DateTime<Utc>,
     ) -> Result<(), SyncError> {
-        let abandoned = store::abandon_unfinished_runs(&mut *conn, self.bot).await?;
+        let (ctx, bot, now) = (self.scope.ctx, self.scope.bot, self.scope.now);
+        let abandoned = store::abandon_unfinished_runs(&mut *conn, bot).await?;
         if abandoned > 0 {
             events::runs_abandoned(abandoned);
         }
-        let state = store::load_sync_state(&mut *conn, self.bot).await?;
-        self.high_water_mark = state.high_water_mark;
-        let range = request
-            .range
-            .unwrap_or_else(|| plan_run(state, self.ctx.plan, now));
+        let state = store::load_sync_state(&mut *conn, bot).await?;
+        let beliefs = store::load_beliefs(&mut *conn, bot).await?;
+        self.progress = Progress::new(beliefs, state.high_water_mark, ctx.plan.lookback_days);
+        let planned = plan_run(state, ctx.plan, &self.progress.beliefs, now);
+        let (range, covered_before) = match request.range {
+            Some(range) => (range, None),
+            None => (planned.range, planned.covered_before.map(midnight)),
+        };
         tracing::Span::current().record(
             "range",
             field::display(format_args!("{}..{}", range.start, range.end)),
         );
         store::start_run(
             &mut *conn,
-            self.run_id,
-            self.bot,
+            self.scope.run_id,
+            bot,
             request.kind,
             range,
             state.high_water_mark,
@@ -210,67 +214,85 @@ impl Run<'_> {
         .await?;
         events::sync_run_started(range, state.high_water_mark);
 
-        self.read_range(conn, range).await?;
+        read_range(&self.scope, conn, &mut self.progress, range, covered_before).await?;
+        // After the listing, so a first run costs its pages first (it learns from them too),
+        // and the whole-copy check below already knows what the total counts.
+        if self.progress.beliefs.probe_due(now) {
+            self.probe().await?;
+        }
+        self.check_whole_copy(conn, range).await?;
 
+        self.scope.requests.settle(&mut self.progress.counts);
+        store::save_beliefs(&mut *conn, bot, &self.progress.beliefs).await?;
         store::finish_run(
             &mut *conn,
-            self.run_id,
+            self.scope.run_id,
             RunStatus::Succeeded,
-            &self.counts,
-            self.high_water_mark,
+            &self.progress.counts,
+            self.progress.high_water_mark,
             None,
         )
         .await?;
         Ok(())
     }
 
-    /// Cuts `range` into windows of at most `max_window_leads` leads (as far as whole days
-    /// allow) and reads them oldest first, so each completed window can move the high-water
-    /// mark. An empty stretch of history costs one request, however long it is.
-    async fn read_range(
+    /// Asks for a range that cannot hold leads (one attempt, once a day): what `total` says for
+    /// it tells whether it counts the filtered listing. A failure teaches nothing and costs the
+    /// run nothing; a refusal (4xx) is not asked again within a day, a hiccup is asked next run.
+    async fn probe(&mut self) -> Result<(), SyncError> {
+        let scope = &self.scope;
+        let range = DayRange::new(PROBE_RANGE.0, PROBE_RANGE.1).expect("start < end");
+        match fetch_page_once(scope.ctx, &scope.requests, scope.client, scope.bot, range).await {
+            Ok(page) => {
+                events::api_probed(page.records.len(), page.total);
+                self.progress
+                    .beliefs
+                    .observe_probe(scope.now, page.records.len(), page.total);
+            }
+            Err(SyncError::Interrupted) => return Err(SyncError::Interrupted),
+            Err(SyncError::Api(err)) if classify(&err) == Disposition::Permanent => {
+                self.progress.beliefs.probed_at = Some(scope.now);
+            }
+            Err(_) => {}
+        }
+        self.progress
+            .report_belief_changes(scope.ctx.plan.lookback_days);
+        Ok(())
+    }
+
+    /// When `total` counts the whole chatbot, proves the whole copy complete instead of each
+    /// window: the leads and rejected records held against the largest total of the run. A
+    /// shortfall gets one re-read of the newest days (leads that arrived while the run paged),
+    /// then one `copy_incomplete`, reported again only when the shortfall changes. Only for a
+    /// copy meant to hold the whole history (no `backfill_from`, retention or erasure).
+    async fn check_whole_copy(
         &mut self,
         conn: &mut PgConnection,
         range: DayRange,
     ) -> Result<(), SyncError> {
-        let mut remaining = Some(range);
-        let mut span_days = i64::MAX;
-        while let Some(rest) = remaining {
-            let mut window = rest.head(span_days);
-            let first_page = loop {
-                let page = self.fetch(window, 1).await?;
-                let too_big = page.total.unwrap_or(0) > self.ctx.max_window_leads;
-                let half = if too_big { window.first_half() } else { None };
-                events::window_sized(window, page.total, half.is_some());
-                match half {
-                    Some(half) => window = half,
-                    None => break page,
-                }
-            };
-            let total = first_page.total.unwrap_or(0);
-            let mut reader =
-                WindowReader::new(self.ctx, self.bot, self.client, self.run_id, window);
-            let hwm = reader.read(conn, first_page, &mut self.counts).await?;
-            self.high_water_mark = self.high_water_mark.max(hwm);
-            self.counts.windows += 1;
-            span_days = next_span_days(window, total, self.ctx.max_window_leads);
-            remaining = rest.rest_after(window);
+        let (ctx, bot) = (self.scope.ctx, self.scope.bot);
+        if self.progress.beliefs.total != TotalMeaning::WholeBot || !ctx.copy_is_whole_history {
+            return Ok(());
         }
+        let Some(total) = self.progress.largest_total else {
+            return Ok(());
+        };
+        if store::any_tombstones(&mut *conn).await? {
+            return Ok(());
+        }
+        let mut held = store::held_records(&mut *conn, bot).await?;
+        if held < total {
+            let today = self.scope.now.date_naive();
+            let newest =
+                DayRange::new((today - Days::new(1)).max(range.start), range.end).unwrap_or(range);
+            read_range(&self.scope, conn, &mut self.progress, newest, None).await?;
+            held = store::held_records(&mut *conn, bot).await?;
+        }
+        let total = self.progress.largest_total.unwrap_or(total);
+        if let Some(shortfall) = self.progress.beliefs.observe_whole_copy(total, held) {
+            events::copy_incomplete(total, held, shortfall);
+        }
+        self.progress.report_belief_changes(ctx.plan.lookback_days);
         Ok(())
-    }
-
-    async fn fetch(
-        &mut self,
-        window: DayRange,
-        page: u32,
-    ) -> Result<crate::chatof::LeadsPage, SyncError> {
-        fetch_page(
-            self.ctx,
-            self.client,
-            self.bot,
-            window,
-            page,
-            &mut self.counts,
-        )
-        .await
     }
 }

@@ -1,140 +1,370 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
     SyncError,
+    context::{RunRequests, RunScope, SyncContext},
     fetch::fetch_page,
-    pagination::Pass,
-    prefetch::{Prefetch, page_count},
-    run::SyncContext,
+    pagination::{End, Pass, PassRules},
+    prefetch::{Prefetch, pages_for},
 };
 use crate::{
     chatof::{ChatofClient, LeadsPage},
-    domain::{BotUid, DayRange, Lead, RejectedLead, RunCounts},
+    domain::{
+        ApiBeliefs, BotUid, DayRange, Lead, ListingOrder, RejectedLead, RunCounts, plausible,
+    },
     events,
     store::{self, PgConnection},
 };
-
-/// Reads one window page by page (fetching ahead once the first page gave the total), and
-/// stores the pages in batches, one transaction each.
-///
-/// The listing's order is undocumented and it is paged by offset, so the world can shift under
-/// us: a lead that arrives while we page pushes every later record one place down (we see one
-/// twice and miss the new one). So: read until a page comes back empty, or short with nothing
-/// missing; count the distinct records seen against the largest `total` the server reported;
-/// on a shortfall read the window again (bounded). Duplicates are harmless: the upsert keys on
-/// `conversation_uid`. Only the transaction of the window's final batch moves the high-water mark.
-pub(super) struct WindowReader<'a> {
-    ctx: &'a SyncContext,
-    bot: &'a BotUid,
-    client: &'a ChatofClient,
-    run_id: Uuid,
-    window: DayRange,
-    /// The latest `created_at` among leads committed from this window, across re-reads.
-    newest: Option<DateTime<Utc>>,
-}
 
 /// Pages read but not yet stored go to the database together once they hold this many
 /// records (or the listing ends): one statement and one transaction per batch instead of per
 /// page. A crash loses at most one batch of reading, never data: the mark has not moved.
 const WRITE_BATCH_RECORDS: usize = 1_000;
 
+/// A window never reads more than this many times its target size (`sync.max_window_leads`),
+/// whatever the server says: past it, a window of several days is cut smaller, and a single
+/// day is given up on (a listing that never ends).
+const RECORD_CAP_FACTOR: u64 = 4;
+
+/// What a run tells the reader of one window.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct WindowPlan {
+    pub(super) window: DayRange,
+    /// Leads created before this were covered by earlier runs: a listing believed newest
+    /// first may stop once it passes below it (a scheduled run's lookback).
+    pub(super) covered_before: Option<DateTime<Utc>>,
+    /// The window spans more than one day, so a listing too big for it can be cut smaller
+    /// (and this run has not met a listing that never ends: cutting would only read more).
+    pub(super) can_shrink: bool,
+    /// When the run started: a `created_at` further ahead than a day is not a lag to learn.
+    pub(super) now: DateTime<Utc>,
+    /// The high-water mark before this window.
+    pub(super) mark_before: Option<DateTime<Utc>>,
+}
+
+/// How a window's read ended.
+#[derive(Debug)]
+pub(super) struct WindowRead {
+    /// The latest `created_at` among leads committed from this window, across re-reads.
+    pub(super) newest: Option<DateTime<Utc>>,
+    /// The largest plausible `total` of the last pass.
+    pub(super) total: Option<u64>,
+    /// Distinct records of the last pass.
+    pub(super) seen: u64,
+    pub(super) keys: HashSet<String>,
+    pub(super) end: End,
+    /// The window is too big for what the server does (a listing past the record cap, or a
+    /// server ignoring `page`): read it again smaller. The mark did not move.
+    pub(super) shrink: bool,
+    /// The listing stopped where earlier runs covered it: its count says nothing of density.
+    pub(super) stopped_early: bool,
+    /// It listed a lead created (UTC) on its first day, and on its last.
+    pub(super) lists_first_day: bool,
+    pub(super) lists_last_day: bool,
+}
+
+/// Reads one window page by page (fetching ahead when the evidence says how many pages there
+/// are), and stores the pages in batches, one transaction each.
+///
+/// The listing's order is undocumented and it is paged by offset, so the world can shift under
+/// us: a lead that arrives while we page pushes every later record one place down (we see one
+/// twice and miss the new one). So: read until a page comes back empty, or short with nothing
+/// missing; when `total` counts the listing, count the distinct records seen against it and
+/// on a shortfall read the window again (bounded). Duplicates are harmless: the upsert keys on
+/// `conversation_uid`. Only the transaction of the window's final batch moves the high-water
+/// mark, and it saves what the window taught about the API with it.
+pub(super) struct WindowReader<'a> {
+    ctx: &'a SyncContext,
+    requests: &'a RunRequests,
+    bot: &'a BotUid,
+    client: &'a ChatofClient,
+    run_id: Uuid,
+    plan: WindowPlan,
+    beliefs: &'a mut ApiBeliefs,
+    newest: Option<DateTime<Utc>>,
+}
+
+/// One pass's running facts beyond the [`Pass`]: for the order, the early stop and the served
+/// page size.
+#[derive(Default)]
+struct PassFacts {
+    last_created: Option<DateTime<Utc>>,
+    /// No record of this pass came after a newer one.
+    descending: bool,
+    /// The previous page's length, when the server did not report its page size.
+    unreported_len: Option<u32>,
+    first_page_keys: Option<HashSet<String>>,
+    first_page_full: bool,
+    ignores_page: bool,
+    lists_first_day: bool,
+    lists_last_day: bool,
+}
+
 impl<'a> WindowReader<'a> {
     pub(super) fn new(
-        ctx: &'a SyncContext,
-        bot: &'a BotUid,
-        client: &'a ChatofClient,
-        run_id: Uuid,
-        window: DayRange,
+        scope: &'a RunScope<'a>,
+        plan: WindowPlan,
+        beliefs: &'a mut ApiBeliefs,
     ) -> Self {
         Self {
-            ctx,
-            bot,
-            client,
-            run_id,
-            window,
+            ctx: scope.ctx,
+            requests: &scope.requests,
+            bot: scope.bot,
+            client: scope.client,
+            run_id: scope.run_id,
+            plan,
+            beliefs,
             newest: None,
         }
     }
 
-    /// Reads the window, starting with its already fetched first page. Returns the window's
-    /// newest committed `created_at`.
+    /// Reads the window, starting with its already fetched first page.
     pub(super) async fn read(
         &mut self,
         conn: &mut PgConnection,
         first_page: LeadsPage,
         counts: &mut RunCounts,
-    ) -> Result<Option<DateTime<Utc>>, SyncError> {
+    ) -> Result<WindowRead, SyncError> {
+        let window = self.plan.window;
         let mut first_page = Some(first_page);
         let mut reread = 0;
+        let mut previous_keys: Option<HashSet<String>> = None;
+        // Decided once per window: a belief that changes while it is read applies next time.
+        let covered_before = self
+            .plan
+            .covered_before
+            .filter(|_| self.beliefs.order() == ListingOrder::NewestFirst);
         loop {
-            let mut pass = Pass::default();
+            let rules = PassRules {
+                asked_page_size: self.ctx.page_size,
+                served_page_size: self.beliefs.served_page_size(),
+                trust_total: self.beliefs.total_counts_the_window(),
+                record_cap: self.ctx.max_window_leads.saturating_mul(RECORD_CAP_FACTOR),
+            };
+            let mut pass = Pass::new(rules);
+            let mut facts = PassFacts {
+                descending: true,
+                ..PassFacts::default()
+            };
             let mut page_number = 1;
             let mut batch = Vec::new();
             let mut batched = 0;
             let mut ahead: Option<Prefetch> = None;
-            loop {
+            let end = loop {
                 let page = match (first_page.take(), ahead.as_mut()) {
                     (Some(page), _) => page,
                     (None, Some(prefetch)) if prefetch.delivers(page_number) => {
-                        prefetch.take(counts).await?
+                        prefetch.take().await?
                     }
-                    (None, _) => self.fetch(page_number, counts).await?,
+                    (None, _) => self.fetch(page_number).await?,
                 };
-                if page_number == 1
-                    && let Some(last) =
-                        page_count(&page, self.ctx.page_size).filter(|&last| last > 1)
-                {
-                    ahead = Some(Prefetch::start(
-                        self.ctx,
-                        self.client,
-                        self.bot,
-                        self.window,
-                        2,
-                        last,
-                    ));
+                if page_number == 1 {
+                    ahead = self.read_ahead(&page, rules, covered_before);
                 }
-                let is_last = pass.take_in(&page, page_number, self.ctx.page_size);
-                let complete =
-                    is_last && (!pass.missing() || reread >= self.ctx.max_window_rereads);
+                self.observe_page(&page, page_number, &mut facts);
+                let mut end = pass.take_in(&page, page_number);
+                if end.is_none()
+                    && let Some(cutoff) = covered_before
+                    && facts.descending
+                    && page
+                        .records
+                        .iter()
+                        .flatten()
+                        .any(|lead| lead.created_at < cutoff)
+                {
+                    end = Some(End::Covered);
+                }
+                if end == Some(End::Repeats)
+                    && page_number == 2
+                    && facts.first_page_full
+                    && facts.first_page_keys.as_ref() == Some(&page_keys(&page))
+                {
+                    facts.ignores_page = true;
+                }
+                let shrink =
+                    self.plan.can_shrink && (end == Some(End::RecordCap) || facts.ignores_page);
+                let same_as_before = previous_keys.as_ref() == Some(pass.keys());
+                let reread_due = end.is_some_and(|end| {
+                    !matches!(end, End::Covered | End::RecordCap | End::PastTotal)
+                }) && pass.missing()
+                    && !facts.ignores_page
+                    && reread < self.ctx.max_window_rereads
+                    && !(same_as_before && pass.steady());
+                let complete = end.is_some() && !shrink && !reread_due;
                 batched += page.records.len();
                 batch.push(page);
-                if is_last || batched >= WRITE_BATCH_RECORDS {
+                if end.is_some() || batched >= WRITE_BATCH_RECORDS {
                     let pages = std::mem::take(&mut batch);
                     self.commit_pages(conn, pages, page_number, complete, counts)
                         .await?;
                     batched = 0;
                 }
-                if is_last {
-                    break;
+                if let Some(end) = end {
+                    break end;
                 }
                 page_number += 1;
-            }
+            };
+            drop(ahead);
+            self.requests.settle(counts);
             let seen = pass.seen();
-            let total = pass.total().unwrap_or(seen);
-            if !pass.missing() {
-                return Ok(self.newest);
+            let total = pass.total();
+            let same_as_before = previous_keys.as_ref() == Some(pass.keys());
+            let read = |pass: Pass, shrink: bool, newest| WindowRead {
+                newest,
+                total,
+                seen,
+                keys: pass.into_keys(),
+                end,
+                shrink,
+                stopped_early: end == End::Covered,
+                lists_first_day: facts.lists_first_day,
+                lists_last_day: facts.lists_last_day,
+            };
+            if facts.ignores_page {
+                self.beliefs.observe_ignored_page();
+            }
+            if end.ran_out() {
+                self.beliefs
+                    .observe_pass(seen, total, pass.steady(), same_as_before);
+            }
+            if self.plan.can_shrink && (end == End::RecordCap || facts.ignores_page) {
+                return Ok(read(pass, true, self.newest));
+            }
+            // More than one page on a server that ignores `page`, in a window that cannot be
+            // cut smaller: reading it again would list the same page.
+            if matches!(end, End::RecordCap | End::PastTotal) || facts.ignores_page {
+                counts.incomplete_windows += 1;
+                events::listing_cut_off(window, seen);
+                return Ok(read(pass, false, self.newest));
+            }
+            if end == End::Covered || !pass.missing() {
+                return Ok(read(pass, false, self.newest));
+            }
+            let total = total.unwrap_or(seen);
+            if same_as_before && pass.steady() {
+                // Read twice, the same leads both times: the total is what is off, not the
+                // read. (The belief change is logged by the run.)
+                return Ok(read(pass, false, self.newest));
             }
             if reread >= self.ctx.max_window_rereads {
                 counts.incomplete_windows += 1;
-                events::window_incomplete(self.window, seen, total);
-                return Ok(self.newest);
+                events::window_incomplete(window, seen, total);
+                return Ok(read(pass, false, self.newest));
             }
             reread += 1;
             counts.rereads += 1;
-            events::window_reread(self.window, reread, seen, total);
+            events::window_reread(window, reread, seen, total);
+            previous_keys = Some(pass.into_keys());
         }
     }
 
-    async fn fetch(&self, page: u32, counts: &mut RunCounts) -> Result<LeadsPage, SyncError> {
-        fetch_page(self.ctx, self.client, self.bot, self.window, page, counts).await
+    /// The read-ahead for the pages after `first`, as far as the evidence says pages exist:
+    /// a total that counts the listing, or else the density of what was read before (in a
+    /// listing that may stop early, only the part above where it stops).
+    fn read_ahead(
+        &self,
+        first: &LeadsPage,
+        rules: PassRules,
+        covered_before: Option<DateTime<Utc>>,
+    ) -> Option<Prefetch> {
+        let page_size = first
+            .page_size
+            .or(rules.served_page_size)
+            .unwrap_or(self.ctx.page_size);
+        if first.records.len() < page_size as usize {
+            return None;
+        }
+        let expected = match plausible(first.total) {
+            Some(total) if rules.trust_total && covered_before.is_none() => total,
+            _ => {
+                let window = self.plan.window;
+                let from = covered_before.map_or(window.first_instant(), |cutoff| {
+                    cutoff.max(window.first_instant())
+                });
+                let days = (window.end_instant().min(self.plan.now) - from).num_seconds() as f64
+                    / 86_400.0;
+                let density = self.beliefs.leads_per_day.unwrap_or(0.0);
+                // A little short of the estimate: what is past it is fetched one by one.
+                (density * days.max(0.0) * 0.9) as u64
+            }
+        };
+        let last = pages_for(expected.min(rules.record_cap), page_size);
+        (last > 1).then(|| {
+            Prefetch::start(
+                self.ctx,
+                self.requests,
+                self.client,
+                self.bot,
+                self.plan.window,
+                (2, last),
+            )
+        })
+    }
+
+    /// What a page says about the API: the order of its records, how far their `created_at`
+    /// lies outside the window, the page size served.
+    fn observe_page(&mut self, page: &LeadsPage, page_number: u32, facts: &mut PassFacts) {
+        let window = self.plan.window;
+        let len = u32::try_from(page.records.len()).unwrap_or(u32::MAX);
+        if page.page_size.is_none() {
+            if len > 0
+                && let Some(previous) = facts.unreported_len
+            {
+                self.beliefs.observe_full_page(previous);
+            }
+            self.beliefs.observe_page_length(len);
+            facts.unreported_len = Some(len);
+        }
+        if page_number == 1 {
+            facts.first_page_keys = Some(page_keys(page));
+            let full_at = page
+                .page_size
+                .or(self.beliefs.served_page_size())
+                .unwrap_or(self.ctx.page_size);
+            facts.first_page_full = len > 0 && len >= full_at;
+        }
+        let (first_instant, end_instant) = (window.first_instant(), window.end_instant());
+        let horizon = self.plan.now + chrono::TimeDelta::days(1);
+        for lead in page.records.iter().flatten() {
+            let created = lead.created_at;
+            if let Some(last) = facts.last_created {
+                self.beliefs.observe_pair(last, created);
+                if created > last {
+                    facts.descending = false;
+                }
+            }
+            facts.last_created = Some(created);
+            let early = (first_instant - created).num_seconds().max(0);
+            let late = if created <= horizon {
+                (created - end_instant).num_seconds().max(0)
+            } else {
+                0
+            };
+            self.beliefs.observe_overflow(early, late);
+            let day = created.date_naive();
+            facts.lists_first_day |= day == window.start;
+            facts.lists_last_day |= day == window.end;
+        }
+    }
+
+    async fn fetch(&self, page: u32) -> Result<LeadsPage, SyncError> {
+        fetch_page(
+            self.ctx,
+            self.requests,
+            self.client,
+            self.bot,
+            self.plan.window,
+            page,
+        )
+        .await
     }
 
     /// Stores a batch of pages in one statement and one transaction; the window's final batch
-    /// also moves the high-water mark, in the same transaction, after every earlier batch of
-    /// the window has committed. `page_number` is the batch's last page.
+    /// also moves the high-water mark and saves the beliefs, in the same transaction, after
+    /// every earlier batch of the window has committed. `page_number` is the batch's last page.
     async fn commit_pages(
         &mut self,
         conn: &mut PgConnection,
@@ -170,7 +400,10 @@ impl<'a> WindowReader<'a> {
             store::record_rejected_leads(&mut *tx, self.bot, self.run_id, &rejected).await?;
         let newest = self.newest.max(page_newest);
         let stored_mark = if completes_window {
-            Some(store::complete_window(&mut *tx, self.bot, newest, self.window.end).await?)
+            let window = self.plan.window;
+            let mark = store::complete_window(&mut *tx, self.bot, newest, window.end).await?;
+            store::save_beliefs(&mut *tx, self.bot, self.beliefs).await?;
+            Some(mark)
         } else {
             None
         };
@@ -182,9 +415,18 @@ impl<'a> WindowReader<'a> {
         for (reason, conversation_uid) in &first_seen {
             events::lead_rejected(reason, conversation_uid.as_deref(), page_number);
         }
-        if let Some(stored_mark) = stored_mark {
-            events::high_water_mark_advanced(self.window, stored_mark, self.window.end);
+        if let Some(stored_mark) = stored_mark
+            && stored_mark > self.plan.mark_before
+        {
+            events::high_water_mark_advanced(self.plan.window, stored_mark, self.plan.window.end);
         }
         Ok(())
     }
+}
+
+fn page_keys(page: &LeadsPage) -> HashSet<String> {
+    page.records
+        .iter()
+        .map(super::pagination::record_key)
+        .collect()
 }

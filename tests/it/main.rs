@@ -17,3 +17,4 @@ mod operations;
 mod privacy;
 mod rejects;
 mod retention;
+mod semantics;
