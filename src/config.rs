@@ -246,7 +246,7 @@ impl Default for RawSync {
         Self {
             backfill_from: None,
             lookback_days: 2,
-            max_window_leads: 5_000,
+            max_window_leads: 20_000,
             max_window_rereads: 2,
             max_concurrent_bots: 4,
             schedule: "0 */5 * * * *".into(),

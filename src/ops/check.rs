@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use crate::{
     chatof::{ChatofClient, LeadsQuery},
     config::Config,
-    domain::{BotUid, DayRange},
+    domain::{BotUid, DayRange, TotalMeaning},
     store::{self, Pool},
 };
 
@@ -74,9 +74,15 @@ pub async fn check(
             .await
         {
             Ok(page) => {
+                let beliefs = store::load_beliefs(pool, &bot.uid).await.ok();
+                // Under a whole-chatbot total the number is not today's.
+                let counted = match beliefs.as_ref().map(|b| b.total) {
+                    Some(TotalMeaning::WholeBot) => "leads in all",
+                    _ => "leads today",
+                };
                 let _ = writeln!(
                     out,
-                    "bot {}: ok ({} leads today{})",
+                    "bot {}: ok ({} {counted}{})",
                     bot.uid,
                     page.total
                         .map_or_else(|| "?".to_owned(), |total| total.to_string()),
@@ -84,6 +90,16 @@ pub async fn check(
                         .map(|id| format!(", request_id {id}"))
                         .unwrap_or_default()
                 );
+                if let Some(beliefs) = beliefs {
+                    let _ = writeln!(
+                        out,
+                        "  api learned: {}",
+                        super::status::describe(
+                            &beliefs.summary(),
+                            beliefs.lookback_days(config.sync.plan.lookback_days)
+                        )
+                    );
+                }
             }
             Err(err) => {
                 ok = false;

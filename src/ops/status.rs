@@ -2,20 +2,39 @@ use std::fmt::Write as _;
 
 use anyhow::Context as _;
 
+use serde::Serialize;
+
 use crate::{
     config::Config,
+    domain::BeliefSummary,
     store::{self, BotStatus, Pool},
 };
+
+/// One bot's line of `leadsync status`: its sync state, what was learned about the API for it,
+/// and the lookback its next run plans with (the configured one, or more when learned).
+#[derive(Serialize)]
+struct StatusRow {
+    #[serde(flatten)]
+    status: BotStatus,
+    api: BeliefSummary,
+    lookback_days: u32,
+}
 
 /// `leadsync status`: the state of every configured bot, as a table or as JSON.
 pub async fn status(config: &Config, pool: &Pool, json: bool) -> anyhow::Result<String> {
     let mut rows = Vec::with_capacity(config.bots.len());
     for bot in &config.bots {
-        rows.push(
-            store::bot_status(pool, &bot.uid)
-                .await
-                .context("reading the sync state (is the schema migrated?)")?,
-        );
+        let status = store::bot_status(pool, &bot.uid)
+            .await
+            .context("reading the sync state (is the schema migrated?)")?;
+        let beliefs = store::load_beliefs(pool, &bot.uid)
+            .await
+            .context("reading what was learned about the API (is the schema migrated?)")?;
+        rows.push(StatusRow {
+            status,
+            api: beliefs.summary(),
+            lookback_days: beliefs.lookback_days(config.sync.plan.lookback_days),
+        });
     }
     if json {
         return Ok(serde_json::to_string_pretty(&rows)? + "\n");
@@ -23,9 +42,10 @@ pub async fn status(config: &Config, pool: &Pool, json: bool) -> anyhow::Result<
     Ok(table(config, &rows))
 }
 
-fn table(config: &Config, rows: &[BotStatus]) -> String {
+fn table(config: &Config, rows: &[StatusRow]) -> String {
     let mut out = String::new();
-    for (bot, row) in config.bots.iter().zip(rows) {
+    for (bot, full) in config.bots.iter().zip(rows) {
+        let row = &full.status;
         let when = |at: Option<chrono::DateTime<chrono::Utc>>| {
             at.map_or_else(
                 || "-".to_owned(),
@@ -69,6 +89,33 @@ fn table(config: &Config, rows: &[BotStatus]) -> String {
             "  last error        {}",
             row.last_error.as_deref().unwrap_or("-")
         );
+        let _ = writeln!(
+            out,
+            "  api learned       {}",
+            describe(&full.api, full.lookback_days)
+        );
     }
     out
+}
+
+/// What was learned about the API for a bot, on one line (also `leadsync check`).
+pub fn describe(api: &BeliefSummary, lookback_days: u32) -> String {
+    format!(
+        "total {}, order {}, end_date {}, page size {}{}, leads seen up to {} h early and {} h late, lookback {} d",
+        api.total,
+        api.order,
+        api.end_date,
+        api.served_page_size.map_or_else(
+            || "as asked or reported".to_owned(),
+            |size| format!("{size} (silent clamp)")
+        ),
+        if api.ignores_page {
+            ", page ignored"
+        } else {
+            ""
+        },
+        api.early_hours,
+        api.late_hours,
+        lookback_days
+    )
 }

@@ -164,11 +164,24 @@ async fn status_reports_each_bot_and_check_fails_for_a_bot_whose_key_is_refused(
     assert_eq!(status[0]["bot_uid"], BOT_A);
     assert_eq!(status[0]["leads"], 40);
     assert_eq!(status[0]["last_run_status"], "succeeded");
+    // What the sync learned of the fake (a total that counts the window, newest first).
+    assert_eq!(status[0]["api"]["total"], "filtered", "{status}");
+    assert_eq!(status[0]["api"]["ignores_page"], false);
+    assert_eq!(status[0]["lookback_days"], 2);
+    assert_eq!(status[1]["api"]["total"], "filtered", "{status}");
+    let table = leadsync(&["status"], KEY).await;
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("api learned       total filtered"),
+        "{table}"
+    );
 
     let good = leadsync(&["check"], KEY).await;
     let report = String::from_utf8_lossy(&good.stdout);
     assert!(good.status.success(), "{report}");
     assert!(report.contains(&format!("bot {BOT_A}: ok")), "{report}");
+    assert!(report.contains("  api learned: total filtered"), "{report}");
+    assert!(report.contains("lookback 2 d"), "{report}");
     let bad = leadsync(&["check"], "wrong-key").await;
     let report = String::from_utf8_lossy(&bad.stdout);
     assert_eq!(bad.status.code(), Some(1));
