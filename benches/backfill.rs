@@ -6,6 +6,11 @@
 //! cargo bench --bench backfill -- --bots 100 --leads 2000 --latency-ms 200
 //! ```
 //!
+//! `--api all` runs the same history once per undocumented API behaviour (what `total`
+//! counts, the day filter, `end_date`, an ignored `page`) and prints one row each: requests
+//! against the pages that exist, leads served per lead stored, the incremental run, and
+//! whether the copy is exact. `--shape mixed|campaign` spreads the leads unevenly.
+//!
 //! Prints one table: wall time, leads/s, requests, CPU time and peak RSS of `leadsync sync`
 //! (cold backfill, then an incremental run after 1 % new leads), and their ratio to the floors:
 //! fetching every page with a tight client (4 keep-alive connections, no parsing) and `\copy`
@@ -24,9 +29,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{Days, TimeDelta, Utc};
+use chrono::{DateTime, Days, TimeDelta, Utc};
 use clap::Parser;
-use leadsync::fake_api::{FakeApi, World, WorldSettings};
+use leadsync::fake_api::{FakeApi, FilterOn, TotalMode, World, WorldSettings};
 use sqlx::{Connection, PgConnection};
 
 #[derive(Debug, Parser)]
@@ -49,6 +54,16 @@ struct Args {
     /// leadsync's `sync.max_concurrent_bots`.
     #[arg(long, default_value_t = 4)]
     max_concurrent_bots: usize,
+    /// How the fake API behaves where the docs leave it open: `plain`, `whole-bot-total`,
+    /// `no-total`, `lagging-total`, `conversation-start` (the filter selects by when the
+    /// conversation started, up to 30 h before the lead), `exclusive-end`, `page-ignored`, or
+    /// `all` (one row per behaviour, no floors).
+    #[arg(long, default_value = "plain")]
+    api: String,
+    /// How the leads spread: `uniform`; `mixed` (one bot in ten has 5x the leads, the others a
+    /// fifth); `campaign` (every seventh day has 3x the leads of the others).
+    #[arg(long, default_value = "uniform")]
+    shape: String,
     /// cargo passes this to every bench binary.
     #[arg(long, hide = true)]
     bench: bool,
@@ -60,6 +75,108 @@ struct Measured {
     cpu: Duration,
     peak_rss_kib: u64,
     requests: usize,
+    /// Leads the API listed over all the run's answers (a lead read twice counts twice).
+    served: usize,
+}
+
+const BEHAVIOURS: [&str; 7] = [
+    "plain",
+    "whole-bot-total",
+    "no-total",
+    "lagging-total",
+    "conversation-start",
+    "exclusive-end",
+    "page-ignored",
+];
+
+fn world_settings(behaviour: &str, page_size: u32) -> anyhow::Result<WorldSettings> {
+    let plain = WorldSettings {
+        max_page_size: page_size,
+        ..WorldSettings::default()
+    };
+    Ok(match behaviour {
+        "plain" => plain,
+        "whole-bot-total" => WorldSettings {
+            total: TotalMode::WholeBot,
+            ..plain
+        },
+        "no-total" => WorldSettings {
+            total: TotalMode::Absent,
+            ..plain
+        },
+        "lagging-total" => WorldSettings {
+            total: TotalMode::Lagging(7),
+            ..plain
+        },
+        "conversation-start" => WorldSettings {
+            filter_on: FilterOn::ConversationStart {
+                max_lag: Duration::from_secs(30 * 3600),
+            },
+            ..plain
+        },
+        "exclusive-end" => WorldSettings {
+            end_date_inclusive: false,
+            ..plain
+        },
+        "page-ignored" => WorldSettings {
+            ignores_page: true,
+            ..plain
+        },
+        other => anyhow::bail!("--api {other}: expected one of {BEHAVIOURS:?} or all"),
+    })
+}
+
+/// Fills the world with the bots' leads in the shape asked for; returns each bot's count.
+fn populate(
+    world: &World,
+    args: &Args,
+    bots: &[String],
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<usize>> {
+    let from = now - TimeDelta::days(args.days);
+    let mut counts = Vec::with_capacity(bots.len());
+    for (i, bot) in bots.iter().enumerate() {
+        world.add_bot(bot, "bench-key");
+        let seed = 1_000 + i as u64;
+        let count = match args.shape.as_str() {
+            "uniform" => world.generate_leads(bot, args.leads, from, now, seed).len(),
+            "mixed" => {
+                let leads = if i % 10 == 0 {
+                    args.leads * 5
+                } else {
+                    (args.leads / 5).max(1)
+                };
+                world.generate_leads(bot, leads, from, now, seed).len()
+            }
+            "campaign" => {
+                // Every seventh day gets 3x: a third of the leads spread evenly, plus the rest
+                // divided over the campaign days (weights 1 for a plain day, 3 for a campaign day).
+                let days = args.days.max(1);
+                let campaigns: Vec<i64> = (0..days).filter(|day| day % 7 == 3).collect();
+                let weight = days as usize + 2 * campaigns.len();
+                let per_weight = args.leads / weight.max(1);
+                let mut stored = world
+                    .generate_leads(bot, per_weight * days as usize, from, now, seed)
+                    .len();
+                for (k, &day) in campaigns.iter().enumerate() {
+                    let start = from + TimeDelta::days(day);
+                    stored += world
+                        .generate_leads(
+                            bot,
+                            per_weight * 2,
+                            start,
+                            (start + TimeDelta::days(1)).min(now),
+                            seed * 1_000 + k as u64,
+                        )
+                        .len();
+                }
+                stored
+            }
+            other => anyhow::bail!("--shape {other}: expected uniform, mixed or campaign"),
+        };
+        counts.push(count);
+    }
+    Ok(counts)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,26 +187,19 @@ fn main() -> anyhow::Result<()> {
 
 async fn bench(args: Args) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let total = args.bots * args.leads;
-    eprintln!("generating {total} leads over {} bots ...", args.bots);
-    let world = World::new(WorldSettings {
-        max_page_size: args.page_size,
-        ..WorldSettings::default()
-    });
+    if args.api == "all" {
+        return compare_behaviours(&args).await;
+    }
+    let settings = world_settings(&args.api, args.page_size)?;
+    let world = World::new(settings);
     let now = Utc::now();
     let bots: Vec<String> = (0..args.bots)
         .map(|i| format!("bench-bot-{i:04}"))
         .collect();
-    for (i, bot) in bots.iter().enumerate() {
-        world.add_bot(bot, "bench-key");
-        world.generate_leads(
-            bot,
-            args.leads,
-            now - TimeDelta::days(args.days),
-            now,
-            1_000 + i as u64,
-        );
-    }
+    eprintln!("generating the leads of {} bots ...", args.bots);
+    let counts = populate(&world, &args, &bots, now)?;
+    let total: usize = counts.iter().sum();
+    let pages = pages_floor(&counts, args.page_size);
     let api = FakeApi::start(world.clone()).await?;
     let db = BenchDb::create().await?;
     let from = (now - TimeDelta::days(args.days + 1)).date_naive();
@@ -97,7 +207,8 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     leadsync(&config, &["migrate"])?;
 
     let mut rows = Vec::new();
-    if args.latency_ms == 0 {
+    // The floors read the listing as the plain API serves it.
+    if args.latency_ms == 0 && args.api == "plain" {
         eprintln!("floor: fetching every page ...");
         let (fetch_floor, pages) = fetch_floor(&api, &bots, from, args.page_size).await?;
         eprintln!("floor: \\copy ...");
@@ -111,8 +222,8 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let cold = run_sync(&config, &world)?;
     let stored = db.count_leads().await?;
     world.set_latency(Duration::ZERO);
-    for (i, bot) in bots.iter().enumerate() {
-        let new = (args.leads / 100).max(1);
+    for (i, (bot, count)) in bots.iter().zip(&counts).enumerate() {
+        let new = (count / 100).max(1);
         world.generate_leads(
             bot,
             new,
@@ -126,14 +237,19 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let incremental = run_sync(&config, &world)?;
 
     println!(
-        "\nleadsync backfill benchmark: {} bots x {} leads = {total} leads, page size {}, latency {} ms, \
-         max_in_flight {}, max_concurrent_bots {}; stored after backfill: {stored}",
+        "\nleadsync backfill benchmark: {} bots, {total} leads ({} shape, {} days), API {}, page size {}, \
+         latency {} ms, max_in_flight {}, max_concurrent_bots {}; stored after backfill: {stored}; \
+         pages that exist: {pages}; backfill: {:.3} requests per page, {:.3} leads served per lead",
         args.bots,
-        args.leads,
+        args.shape,
+        args.days,
+        args.api,
         args.page_size,
         args.latency_ms,
         args.max_in_flight,
-        args.max_concurrent_bots
+        args.max_concurrent_bots,
+        cold.requests as f64 / pages.max(1) as f64,
+        cold.served as f64 / total.max(1) as f64,
     );
     let mut table = String::new();
     let _ = writeln!(
@@ -158,7 +274,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         (
             "leadsync sync: incremental (+1 %)",
             &incremental,
-            args.bots * (args.leads / 100).max(1),
+            counts.iter().map(|count| (count / 100).max(1)).sum(),
         ),
     ] {
         let mut ratios = String::new();
@@ -202,6 +318,100 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     print!("{table}");
     api.stop().await;
     db.drop_database().await?;
+    Ok(())
+}
+
+/// The pages that exist: every bot's leads in full pages and one short one.
+fn pages_floor(counts: &[usize], page_size: u32) -> usize {
+    counts
+        .iter()
+        .map(|count| count.div_ceil(page_size as usize))
+        .sum()
+}
+
+/// `--api all`: the same history under each behaviour, a fresh database each, one row each.
+async fn compare_behaviours(args: &Args) -> anyhow::Result<()> {
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "{:<20} {:>8} {:>9} {:>7} {:>9} {:>9} {:>8} {:>9} {:>8}  exact",
+        "API",
+        "leads",
+        "requests",
+        "pages",
+        "req/page",
+        "served/l",
+        "wall s",
+        "incr req",
+        "per bot"
+    );
+    let mut plain = None;
+    for behaviour in BEHAVIOURS {
+        let world = World::new(world_settings(behaviour, args.page_size)?);
+        let now = Utc::now();
+        let bots: Vec<String> = (0..args.bots)
+            .map(|i| format!("bench-bot-{i:04}"))
+            .collect();
+        let counts = populate(&world, args, &bots, now)?;
+        let total: usize = counts.iter().sum();
+        let pages = pages_floor(&counts, args.page_size);
+        let api = FakeApi::start(world.clone()).await?;
+        let db = BenchDb::create().await?;
+        let from = (now - TimeDelta::days(args.days + 1)).date_naive();
+        let config = config_file(args, &api, &db, &bots, from)?;
+        leadsync(&config, &["migrate"])?;
+        eprintln!("{behaviour}: backfill of {total} leads ...");
+        world.set_latency(Duration::from_millis(args.latency_ms));
+        world.clear_requests();
+        let cold = run_sync(&config, &world)?;
+        for (i, (bot, count)) in bots.iter().zip(&counts).enumerate() {
+            world.generate_leads(
+                bot,
+                (count / 100).max(1),
+                Utc::now() - TimeDelta::hours(1),
+                Utc::now(),
+                9_000 + i as u64,
+            );
+        }
+        world.clear_requests();
+        let incremental = run_sync(&config, &world)?;
+        let expected: usize = bots.iter().map(|bot| world.truth(bot).len()).sum();
+        let stored = db.count_leads().await?;
+        let ratio = |value: usize, floor: usize| value as f64 / floor.max(1) as f64;
+        let vs_plain = plain.map_or_else(String::new, |(backfill, incr): (usize, usize)| {
+            format!(
+                "  {:.2}x / {:.2}x plain",
+                ratio(cold.requests, backfill),
+                ratio(incremental.requests, incr)
+            )
+        });
+        let _ = writeln!(
+            table,
+            "{behaviour:<20} {total:>8} {:>9} {pages:>7} {:>9.3} {:>9.3} {:>8.2} {:>9} {:>8.2}  {}{vs_plain}",
+            cold.requests,
+            ratio(cold.requests, pages),
+            ratio(cold.served, total),
+            cold.wall.as_secs_f64(),
+            incremental.requests,
+            ratio(incremental.requests, args.bots),
+            if stored as usize == expected {
+                "yes"
+            } else {
+                "NO"
+            },
+        );
+        if behaviour == "plain" {
+            plain = Some((cold.requests, incremental.requests));
+        }
+        api.stop().await;
+        db.drop_database().await?;
+    }
+    println!(
+        "\nleadsync under each API behaviour: {} bots, {} shape over {} days, page size {}, latency {} ms \
+         (requests and leads served per page and per lead of the backfill; `incr`: the run after 1 % new leads)",
+        args.bots, args.shape, args.days, args.page_size, args.latency_ms
+    );
+    print!("{table}");
     Ok(())
 }
 
@@ -268,6 +478,7 @@ fn run_sync(config: &std::path::Path, world: &World) -> anyhow::Result<Measured>
         cpu: Duration::from_secs_f64(fields[0] + fields[1]),
         peak_rss_kib: fields[2] as u64,
         requests: world.requests().len(),
+        served: world.requests().iter().map(|request| request.records).sum(),
     })
 }
 

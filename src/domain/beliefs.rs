@@ -31,7 +31,7 @@ pub const PAGE_SIZE_EVIDENCE: u32 = 3;
 /// Runs in a row whose whole-copy count fell short of a whole-chatbot `total` (after a
 /// re-read) before that total is no longer trusted to prove anything.
 pub const SHORTFALL_RUNS_BEFORE_UNTRUSTED: u32 = 3;
-/// A learned lookback never exceeds this many days: a lead whose `created_at` lies months
+/// A learned lag adds at most this many days to the lookback: a lead whose `created_at` lies months
 /// outside the range it was listed for is an outlier (or hostile), not a lag to cover on every run.
 pub const MAX_LEARNED_LOOKBACK_DAYS: u32 = 31;
 /// A `total` above this is not a count of anybody's leads: it is treated as absent.
@@ -172,11 +172,17 @@ impl ApiBeliefs {
 
     // ---- what the sync may do ----
 
-    /// The days re-read behind the mark: the configured lookback, or more when listed leads were
-    /// seen created later than their range's last day (a conversation-start filter, a western
-    /// zone): that lag rounded up to days, plus one, capped.
+    /// The days re-read behind the mark: the configured lookback (late arrivals, in UTC days)
+    /// plus the most a listed lead was seen created after its range's last day (a
+    /// conversation-start filter, a western zone), rounded up to days and capped: a late
+    /// arrival is filed under a day up to that much before its `created_at`. Plus a day until
+    /// `end_date` is known to be inclusive: that lag is measured from the end of a range's last
+    /// day, which an exclusive `end_date` (in a western zone, or with a lag) would make a day
+    /// short, and a western zone under an exclusive `end_date` lists nothing late at all.
     pub fn lookback_days(&self, configured: u32) -> u32 {
-        configured.max(self.late_margin_days().min(MAX_LEARNED_LOOKBACK_DAYS))
+        let lag = u32::try_from(days_up(self.late_secs)).unwrap_or(u32::MAX);
+        let unsure = u32::from(!self.windows_may_abut());
+        configured.saturating_add(lag.min(MAX_LEARNED_LOOKBACK_DAYS).saturating_add(unsure))
     }
 
     /// Days of margin before a range for a lead created on its first day: one for an unknown
@@ -510,18 +516,26 @@ mod tests {
     }
 
     #[test]
-    fn the_lookback_covers_the_largest_lag_seen_rounded_up_plus_a_day_and_is_capped() {
+    fn the_lookback_adds_the_largest_lag_seen_rounded_up_and_capped() {
         let mut beliefs = ApiBeliefs::default();
+        assert_eq!(
+            beliefs.lookback_days(2),
+            3,
+            "a day more while end_date is unknown"
+        );
+        beliefs.end_date = EndDate::Exclusive;
+        assert_eq!(beliefs.lookback_days(2), 3, "and while it is exclusive");
+        beliefs.end_date = EndDate::Inclusive;
         assert_eq!(beliefs.lookback_days(2), 2);
         beliefs.observe_overflow(0, 12 * 3600);
-        assert_eq!(beliefs.lookback_days(2), 2, "half a day: one day plus one");
+        assert_eq!(beliefs.lookback_days(2), 3, "half a day: a day more");
         beliefs.observe_overflow(0, 7 * DAY_SECS - 60);
-        assert_eq!(beliefs.lookback_days(2), 8);
+        assert_eq!(beliefs.lookback_days(2), 9);
         beliefs.observe_overflow(0, 3 * DAY_SECS);
-        assert_eq!(beliefs.lookback_days(2), 8, "the margin never narrows");
-        assert_eq!(beliefs.lookback_days(10), 10);
+        assert_eq!(beliefs.lookback_days(2), 9, "the margin never narrows");
+        assert_eq!(beliefs.lookback_days(10), 17);
         beliefs.observe_overflow(0, 400 * DAY_SECS);
-        assert_eq!(beliefs.lookback_days(2), MAX_LEARNED_LOOKBACK_DAYS);
+        assert_eq!(beliefs.lookback_days(2), 2 + MAX_LEARNED_LOOKBACK_DAYS);
         assert_eq!(beliefs.early_margin_days(), 1);
         beliefs.observe_overflow(14 * 3600, 0);
         assert_eq!(beliefs.early_margin_days(), 2);

@@ -174,6 +174,14 @@ mod tests {
         text.parse().expect("timestamp")
     }
 
+    /// What a run learns of the plain API: an inclusive `end_date`, no lag.
+    fn learned() -> ApiBeliefs {
+        ApiBeliefs {
+            end_date: super::super::EndDate::Inclusive,
+            ..ApiBeliefs::default()
+        }
+    }
+
     fn settings() -> PlanSettings {
         PlanSettings {
             backfill_from: day("2023-01-01"),
@@ -186,7 +194,7 @@ mod tests {
         let plan = plan_run(
             SyncState::default(),
             settings(),
-            &ApiBeliefs::default(),
+            &learned(),
             at("2024-03-10T12:00:00Z"),
         )
         .range;
@@ -205,13 +213,7 @@ mod tests {
             high_water_mark: Some(at("2024-03-09T01:00:00Z")),
             resume_from: Some(day("2024-03-11")),
         };
-        let plan = plan_run(
-            state,
-            settings(),
-            &ApiBeliefs::default(),
-            at("2024-03-10T12:00:00Z"),
-        )
-        .range;
+        let plan = plan_run(state, settings(), &learned(), at("2024-03-10T12:00:00Z")).range;
         assert_eq!(
             plan,
             DayRange {
@@ -227,13 +229,7 @@ mod tests {
             high_water_mark: None,
             resume_from: Some(day("2023-06-01")),
         };
-        let plan = plan_run(
-            state,
-            settings(),
-            &ApiBeliefs::default(),
-            at("2024-03-10T12:00:00Z"),
-        )
-        .range;
+        let plan = plan_run(state, settings(), &learned(), at("2024-03-10T12:00:00Z")).range;
         assert_eq!(plan.start, day("2023-05-30"));
     }
 
@@ -243,13 +239,7 @@ mod tests {
             high_water_mark: Some(at("2030-01-01T00:00:00Z")),
             resume_from: Some(day("2030-01-02")),
         };
-        let plan = plan_run(
-            state,
-            settings(),
-            &ApiBeliefs::default(),
-            at("2024-03-10T12:00:00Z"),
-        )
-        .range;
+        let plan = plan_run(state, settings(), &learned(), at("2024-03-10T12:00:00Z")).range;
         assert_eq!(
             plan,
             DayRange {
@@ -268,7 +258,7 @@ mod tests {
         let plan = plan_run(
             SyncState::default(),
             settings,
-            &ApiBeliefs::default(),
+            &learned(),
             at("2024-03-10T12:00:00Z"),
         )
         .range;
@@ -282,20 +272,32 @@ mod tests {
     }
 
     #[test]
+    fn an_end_date_not_known_inclusive_reads_a_day_more() {
+        let state = SyncState {
+            high_water_mark: Some(at("2024-03-09T01:00:00Z")),
+            resume_from: Some(day("2024-03-11")),
+        };
+        let now = at("2024-03-10T12:00:00Z");
+        let plan = plan_run(state, settings(), &ApiBeliefs::default(), now);
+        assert_eq!(plan.range.start, day("2024-03-06"));
+        assert_eq!(plan.covered_before, Some(day("2024-03-07")));
+    }
+
+    #[test]
     fn a_learned_lag_widens_the_start_but_not_what_earlier_runs_covered() {
         let state = SyncState {
             high_water_mark: Some(at("2024-03-09T01:00:00Z")),
             resume_from: Some(day("2024-03-11")),
         };
-        let mut beliefs = ApiBeliefs::default();
+        let mut beliefs = learned();
         let now = at("2024-03-10T12:00:00Z");
         let plan = plan_run(state, settings(), &beliefs, now);
         assert_eq!(plan.covered_before, Some(day("2024-03-07")));
         assert_eq!(plan.range.start, day("2024-03-07"));
-        // Leads listed up to 100 hours after their range: 5 days + 1 of lookback.
+        // Leads listed up to 100 hours after their range: 5 days more than the 2 configured.
         beliefs.observe_overflow(0, 100 * 3600);
         let plan = plan_run(state, settings(), &beliefs, now);
-        assert_eq!(plan.range.start, day("2024-03-03"));
+        assert_eq!(plan.range.start, day("2024-03-02"));
         assert_eq!(plan.covered_before, Some(day("2024-03-07")));
         assert_eq!(plan.range.end, day("2024-03-11"));
         // Leads listed 14 hours early: a zone east of UTC; the end moves a day on.

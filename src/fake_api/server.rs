@@ -168,12 +168,17 @@ async fn list_leads(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
+    let mut served = 0;
     let response = match world.authorize(&bot_uid, authorization) {
         Err(Denial::Unauthorized) => faults::unauthorized(&request_id),
         Err(Denial::UnknownBot) => faults::not_found(&request_id),
         Err(Denial::Forbidden) => faults::forbidden(&request_id),
         Ok(()) => match page_request(&query) {
-            Ok(request) => success(&world.list_page(&bot_uid, &request), &request_id),
+            Ok(request) => {
+                let page = world.list_page(&bot_uid, &request);
+                served = page.leads.len();
+                success(&page, &request_id)
+            }
             Err(message) => {
                 faults::envelope(StatusCode::OK, INVALID_PARAMETER, &message, &request_id)
             }
@@ -185,6 +190,7 @@ async fn list_leads(
         fault,
         Some(&request_id),
     );
+    world.count_served(sequence, served);
     response
 }
 
@@ -207,6 +213,7 @@ fn recorded(bot_uid: &str, query: &HashMap<String, String>) -> RecordedRequest {
         fault: None,
         received_at: std::time::Instant::now(),
         request_id: None,
+        records: 0,
     }
 }
 

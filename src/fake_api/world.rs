@@ -282,6 +282,8 @@ pub struct RecordedRequest {
     pub received_at: std::time::Instant,
     /// The `request_id` of the answer (none while unanswered, or for faults without one).
     pub request_id: Option<String>,
+    /// Leads the answer listed (0 for a fault or a refusal).
+    pub records: usize,
 }
 
 /// Holds one request until released; see [`World::hold_page`].
@@ -813,6 +815,18 @@ impl World {
             request.status = status;
             request.fault = fault;
             request.request_id = request_id.map(str::to_owned);
+        }
+    }
+
+    pub(super) fn count_served(&self, sequence: u64, records: usize) {
+        let mut state = self.state();
+        if let Some((_, request)) = state
+            .requests
+            .iter_mut()
+            .rev()
+            .find(|(s, _)| *s == sequence)
+        {
+            request.records = records;
         }
     }
 

@@ -35,8 +35,11 @@ async fn a_second_run_asks_only_for_the_recent_days_and_changes_nothing() {
     let counts = report_for(&reports, BOT_A).counts;
     assert_eq!((counts.inserted, counts.updated), (0, 0));
     assert!(counts.unchanged > 0, "the lookback was re-read");
-    // lookback_days = 2: exactly two UTC days before the mark's own day.
-    let earliest = hwm.date_naive() - Days::new(2);
+    // lookback_days = 2: exactly two UTC days before the mark's own day, and one more while
+    // `end_date` is not known to be inclusive (a sparse history has few shared boundaries).
+    let beliefs = &report_for(&reports, BOT_A).beliefs;
+    let lookback = 2 + u64::from(!beliefs.windows_may_abut());
+    let earliest = hwm.date_naive() - Days::new(lookback);
     let requests = h.world.requests();
     assert!(
         !requests.is_empty() && requests.len() <= 3,
@@ -208,6 +211,12 @@ async fn a_high_water_mark_in_the_future_is_read_from_today() {
     assert_eq!(report_for(&reports, BOT_A).counts.inserted, 5);
     let requests = h.world.requests();
     let today = Utc::now().date_naive();
-    assert_eq!(start_date(&requests[0]), today - Days::new(2));
+    // The lookback behind today: 2, and a day more while `end_date` is not known inclusive.
+    let lookback = report_for(&reports, BOT_A).beliefs.lookback_days(2);
+    assert!(lookback <= 3, "{lookback}");
+    assert_eq!(
+        start_date(&requests[0]),
+        today - Days::new(u64::from(lookback))
+    );
     h.assert_copy_is_exact().await;
 }

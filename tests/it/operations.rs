@@ -167,7 +167,10 @@ async fn status_reports_each_bot_and_check_fails_for_a_bot_whose_key_is_refused(
     // What the sync learned of the fake (a total that counts the window, newest first).
     assert_eq!(status[0]["api"]["total"], "filtered", "{status}");
     assert_eq!(status[0]["api"]["ignores_page"], false);
-    assert_eq!(status[0]["lookback_days"], 2);
+    // 2 configured, a day more while `end_date` is not known inclusive.
+    let lookback = status[0]["lookback_days"].as_u64().expect("lookback_days");
+    let inclusive = status[0]["api"]["end_date"] == "inclusive";
+    assert_eq!(lookback, 2 + u64::from(!inclusive), "{status}");
     assert_eq!(status[1]["api"]["total"], "filtered", "{status}");
     let table = leadsync(&["status"], KEY).await;
     let table = String::from_utf8_lossy(&table.stdout);
@@ -181,7 +184,10 @@ async fn status_reports_each_bot_and_check_fails_for_a_bot_whose_key_is_refused(
     assert!(good.status.success(), "{report}");
     assert!(report.contains(&format!("bot {BOT_A}: ok")), "{report}");
     assert!(report.contains("  api learned: total filtered"), "{report}");
-    assert!(report.contains("lookback 2 d"), "{report}");
+    assert!(
+        report.contains(&format!("lookback {lookback} d")),
+        "{report}"
+    );
     let bad = leadsync(&["check"], "wrong-key").await;
     let report = String::from_utf8_lossy(&bad.stdout);
     assert_eq!(bad.status.code(), Some(1));

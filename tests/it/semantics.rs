@@ -127,6 +127,42 @@ async fn every_reading_of_total_keeps_the_copy_exact_cheap_and_quiet() {
 }
 
 #[tokio::test]
+async fn an_exclusive_end_date_or_a_day_filter_in_another_zone_costs_about_what_the_plain_api_does()
+{
+    let (plain, _) = scenario(WorldSettings::default(), "plain").await;
+    for (label, inclusive, offset_hours) in [
+        ("exclusive end_date", false, 0),
+        ("UTC+14", true, 14),
+        ("UTC-12", true, -12),
+        ("exclusive end_date, UTC-12", false, -12),
+    ] {
+        let settings = WorldSettings {
+            end_date_inclusive: inclusive,
+            day_filter_offset: chrono::FixedOffset::east_opt(offset_hours * 3600)
+                .expect("an offset"),
+            ..WorldSettings::default()
+        };
+        let (costs, beliefs) = scenario(settings, label).await;
+        println!("{label}: {costs:?} {:?}", beliefs.summary());
+        // Windows share a boundary day until `end_date` is known inclusive: a little more.
+        assert!(
+            costs.backfill <= plain.backfill * 3 / 2 + 4,
+            "{label}: {costs:?}, plain {plain:?}"
+        );
+        assert!(
+            costs.incremental <= plain.incremental * 3 / 2 + 2,
+            "{label}: {costs:?}, plain {plain:?}"
+        );
+        assert_eq!(
+            beliefs.windows_may_abut(),
+            inclusive,
+            "{label}: {:?}",
+            beliefs.summary()
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_filter_on_conversation_start_days_before_created_at_misses_nothing() {
     let settings = WorldSettings {
         filter_on: FilterOn::ConversationStart {
