@@ -458,6 +458,11 @@ mod tests {
         assert!(!beliefs.total_counts_the_window());
         assert!(!beliefs.probe_due(now + chrono::TimeDelta::hours(23)));
         assert!(beliefs.probe_due(now + chrono::TimeDelta::hours(25)));
+        // Exactly a day later, or at the same instant: not yet. A probe "in the future" (the
+        // clock went back): due.
+        assert!(!beliefs.probe_due(now + chrono::TimeDelta::days(1)));
+        assert!(!beliefs.probe_due(now));
+        assert!(beliefs.probe_due(now - chrono::TimeDelta::seconds(1)));
 
         let mut beliefs = ApiBeliefs::default();
         beliefs.observe_probe(now, 0, Some(0));
@@ -500,6 +505,43 @@ mod tests {
         let mut beliefs = ApiBeliefs::default();
         beliefs.observe_pass(95, None, true, false);
         assert_eq!(beliefs.total, TotalMeaning::Absent);
+
+        // A total proven wrong stays so when it goes missing.
+        let mut beliefs = ApiBeliefs {
+            total: TotalMeaning::Untrusted,
+            ..ApiBeliefs::default()
+        };
+        beliefs.observe_pass(95, None, true, false);
+        assert_eq!(beliefs.total, TotalMeaning::Untrusted);
+
+        // A whole-chatbot total says nothing of a window: neither a pass that happens to match
+        // it nor one above it changes the belief.
+        let mut beliefs = ApiBeliefs {
+            total: TotalMeaning::WholeBot,
+            ..ApiBeliefs::default()
+        };
+        beliefs.observe_pass(50, Some(50), true, false);
+        beliefs.observe_pass(80, Some(50), true, false);
+        assert_eq!(beliefs.total, TotalMeaning::WholeBot);
+
+        // Short of the total: only a steady re-read that found the very same leads refutes it.
+        let filtered = || ApiBeliefs {
+            total: TotalMeaning::Filtered,
+            ..ApiBeliefs::default()
+        };
+        for (steady, same_as_before) in [(true, false), (false, true), (false, false)] {
+            let mut beliefs = filtered();
+            beliefs.observe_pass(95, Some(100), steady, same_as_before);
+            assert_eq!(
+                beliefs.total,
+                TotalMeaning::Filtered,
+                "{steady} {same_as_before}"
+            );
+        }
+        // As many as the total, but the total moved while paging: no verdict either way.
+        let mut beliefs = filtered();
+        beliefs.observe_pass(100, Some(100), false, false);
+        assert_eq!(beliefs.total, TotalMeaning::Filtered);
     }
 
     #[test]
@@ -513,6 +555,51 @@ mod tests {
         };
         beliefs.observe_total_ignores_dates();
         assert_eq!(beliefs.total, TotalMeaning::Absent);
+    }
+
+    #[test]
+    fn each_belief_has_the_name_operators_read() {
+        let names = |total: TotalMeaning, end_date: EndDate, newest: u64, oldest: u64| {
+            let beliefs = ApiBeliefs {
+                total,
+                end_date,
+                newest_first_pairs: newest,
+                oldest_first_pairs: oldest,
+                ..ApiBeliefs::default()
+            };
+            let summary = beliefs.summary();
+            (summary.total, summary.end_date, summary.order)
+        };
+        assert_eq!(
+            names(TotalMeaning::Unknown, EndDate::Unknown, 0, 0),
+            ("unknown", "unknown", "unknown")
+        );
+        assert_eq!(
+            names(
+                TotalMeaning::Filtered,
+                EndDate::Inclusive,
+                ORDER_EVIDENCE,
+                0
+            ),
+            ("filtered", "inclusive", "newest_first")
+        );
+        assert_eq!(
+            names(
+                TotalMeaning::WholeBot,
+                EndDate::Exclusive,
+                0,
+                ORDER_EVIDENCE
+            ),
+            ("whole_bot", "exclusive", "oldest_first")
+        );
+        assert_eq!(
+            names(TotalMeaning::Absent, EndDate::Unknown, 0, 0).0,
+            "absent"
+        );
+        assert_eq!(
+            names(TotalMeaning::Untrusted, EndDate::Unknown, 0, 0).0,
+            "untrusted"
+        );
     }
 
     #[test]
@@ -605,6 +692,12 @@ mod tests {
             beliefs.served_page_size(),
             Some(30),
             "a shorter page is not a clamp"
+        );
+        beliefs.observe_page_length(30);
+        assert_eq!(
+            beliefs.served_page_size(),
+            Some(30),
+            "a page of the size: still believed"
         );
         beliefs.observe_page_length(31);
         assert_eq!(beliefs.served_page_size(), None);
