@@ -11,7 +11,8 @@ pub const DEFAULT_DEMO_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/
 #[derive(Debug, Parser)]
 #[command(
     name = "leadsync",
-    version,
+    // `0.1.0 (commit 206f7a9c1d2e, release build)`: see build.rs.
+    version = env!("LEADSYNC_VERSION"),
     about = "Keeps a PostgreSQL copy of the leads ChatofAI chatbots collect"
 )]
 pub struct Cli {

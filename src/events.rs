@@ -234,6 +234,9 @@ pub fn sync_run_interrupted(bot: &BotUid, counts: &RunCounts, elapsed: Duration)
 pub fn sync_run_failed(bot: &BotUid, error: &SyncError, counts: &RunCounts, elapsed: Duration) {
     count_run(bot, "failed");
     count_leads(bot, counts);
+    if matches!(error, SyncError::Database(_)) {
+        metrics().database_errors.inc();
+    }
     metrics().run_duration.observe(elapsed.as_secs_f64());
     error!(
         error = %error,
@@ -278,6 +281,7 @@ pub fn http_listening(addr: std::net::SocketAddr) {
 }
 
 pub fn database_unavailable(attempt: u32, error: &dyn std::fmt::Display, retry_in: Duration) {
+    metrics().database_errors.inc();
     error!(attempt, error = %error, retry_in_ms = ms(retry_in), "database_unavailable");
 }
 

@@ -46,6 +46,7 @@ pub struct Metrics {
     pub ticks_skipped: Family<BotLabels, Counter>,
     pub schedule_healthy: Gauge,
     pub verify_drifted_days: Family<BotLabels, Gauge>,
+    pub database_errors: Counter,
 }
 
 impl Metrics {
@@ -109,6 +110,12 @@ impl Metrics {
             "Days whose copy differed from the API at the bot's last verify",
             verify_drifted_days.clone(),
         );
+        let database_errors = Counter::default();
+        registry.register(
+            "database_errors",
+            "Database failures: start-up migrations that could not reach it, runs failed on a database error",
+            database_errors.clone(),
+        );
         Self {
             registry,
             runs,
@@ -121,6 +128,7 @@ impl Metrics {
             ticks_skipped,
             schedule_healthy,
             verify_drifted_days,
+            database_errors,
         }
     }
 

@@ -312,7 +312,7 @@ async fn a_database_down_at_start_keeps_the_daemon_alive_and_it_recovers_when_th
 }
 
 /// Forwards 127.0.0.1:`port` to the test database's server.
-async fn start_proxy(port: u16, database_url: String) -> tokio::task::JoinHandle<()> {
+pub async fn start_proxy(port: u16, database_url: String) -> tokio::task::JoinHandle<()> {
     let target = url::Url::parse(&database_url).expect("url");
     let target = format!(
         "{}:{}",

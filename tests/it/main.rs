@@ -13,6 +13,7 @@ mod faults;
 mod incremental;
 mod interruption;
 mod listing;
+mod observability;
 mod operations;
 mod privacy;
 mod rejects;

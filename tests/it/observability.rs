@@ -1,0 +1,314 @@
+//! What operators watch, checked against a real daemon: every metric that the alert rules
+//! (deploy/prometheus/), the dashboard (deploy/grafana/leadsync.json) and the READMEs name is
+//! served on `/metrics`, with the labels they select on; and the daemon's JSON log, holding the
+//! event of every alert, is kept at `target/observability/leadsync.log`, where `.ci/check-logs`
+//! runs the log-based alert examples (jq) against it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use leadsync::fake_api::{Fault, RetryAfter, WorldSettings};
+
+use crate::{daemon::start_proxy, helpers::*};
+
+/// Where the log of the test below is kept for `.ci/check-logs`.
+const LOG_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/target/observability/leadsync.log"
+);
+
+/// `leadsync_*` words in the READMEs that are not metrics: roles and the demo's database.
+const NOT_METRICS: [&str; 3] = ["leadsync_app", "leadsync_analyst", "leadsync_demo"];
+
+/// Files whose metric names must exist, relative to the repository.
+const USERS: [&str; 5] = [
+    "deploy/prometheus/leadsync.rules.yaml",
+    "deploy/prometheus/leadsync.prometheusrule.yaml",
+    "deploy/grafana/leadsync.json",
+    "README.md",
+    "deploy/README.md",
+];
+
+#[tokio::test]
+async fn every_metric_the_alerts_dashboard_and_readmes_name_is_served_and_the_log_has_each_alerts_event()
+ {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A, BOT_B]).await;
+    h.world
+        .generate_leads(BOT_A, 150, days_ago(10), days_ago(0), 90);
+    h.world
+        .generate_leads(BOT_B, 40, days_ago(10), days_ago(0), 91);
+    assert_all_succeeded(&h.sync().await);
+    // Verify drift: rows lost on days older than the lookback, which no sync re-reads.
+    let lost = sqlx::query(
+        "DELETE FROM leads WHERE bot_uid = $1
+            AND created_at BETWEEN now() - interval '8 days' AND now() - interval '5 days'",
+    )
+    .bind(BOT_A)
+    .execute(&h.db.pool)
+    .await
+    .expect("lose old rows")
+    .rows_affected();
+    assert!(lost > 0, "the fake had leads 5 to 8 days ago");
+    // API rate-limited: bot A's next requests answer 429 (and are retried).
+    let too_many = Fault::TooManyRequests {
+        retry_after: Some(RetryAfter::Seconds(0)),
+    };
+    h.world.push_faults(Some(BOT_A), vec![too_many; 3]);
+    // Failed runs: bot B's key is refused from now on.
+    h.world.set_forbidden(BOT_B, true);
+    // Skipped ticks: bot A's first two requests for a page 1 are held. They are its first sync
+    // run's and its first verify's (neither job starts another while one is held), so a run
+    // of bot A is held, and its next ticks are skipped.
+    let held = [h.world.hold_page(BOT_A, 1), h.world.hold_page(BOT_A, 1)];
+    // Database unreachable: at start the daemon's database is a port nothing listens on.
+    let free = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = free.local_addr().expect("addr").port();
+    drop(free);
+    let mut unreachable = url::Url::parse(&h.db.url).expect("url");
+    unreachable.set_port(Some(port)).expect("port");
+
+    let mut d = Process::start(
+        write_config(&h.config_toml("")),
+        &["run"],
+        &[
+            ("LEADSYNC__SYNC__SCHEDULE", "* * * * * *"),
+            ("LEADSYNC__VERIFY__SCHEDULE", "* * * * * *"),
+            ("LEADSYNC__VERIFY__DAYS", "9"),
+            ("LEADSYNC__DATABASE__URL", unreachable.as_str()),
+            ("LEADSYNC__DATABASE__ACQUIRE_TIMEOUT_SECS", "1"),
+        ],
+    );
+    let addr = d.wait_for_event("http_listening").await["addr"]
+        .as_str()
+        .expect("addr")
+        .to_owned();
+    d.wait_for_event("database_unavailable").await;
+    d.wait_for_event("database_unavailable").await;
+    let _proxy = start_proxy(port, h.db.url.clone()).await;
+    for gate in &held {
+        gate.arrived().await;
+    }
+    d.wait_for("a skipped tick of bot A", |l| {
+        l["message"] == "sync_tick_skipped" && l["bot_uid"] == BOT_A
+    })
+    .await;
+    for gate in &held {
+        gate.release();
+    }
+
+    d.wait_for("a 429 retried", |l| {
+        l["message"] == "request_retried" && l["status"] == 429
+    })
+    .await;
+    for _ in 0..4 {
+        d.wait_for("a failed run of bot B", |l| {
+            l["message"] == "sync_run_failed" && l["span"]["bot_uid"] == BOT_B
+        })
+        .await;
+    }
+    d.wait_for("bot A's drift", |l| {
+        l["message"] == "verify_day_drifted" && l["bot_uid"] == BOT_A
+    })
+    .await;
+    d.wait_for("a run of bot A", |l| {
+        l["message"] == "sync_run_finished" && l["span"]["bot_uid"] == BOT_A
+    })
+    .await;
+
+    let (status, text) = http_get(&format!("http://{addr}/metrics")).await;
+    assert_eq!(status, 200);
+    let served = Exposition::parse(&text);
+    assert!(
+        served.value("leadsync_database_errors_total") >= 2.0,
+        "the two failed start-up migrations are counted:\n{text}"
+    );
+
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut missing = Vec::new();
+    for file in USERS {
+        let body = std::fs::read_to_string(format!("{root}/{file}")).expect("read");
+        let names = metric_words(&body);
+        assert!(!names.is_empty(), "{file} names no metric");
+        for name in names {
+            if !served.has(&name) {
+                missing.push(format!("{file}: {name}"));
+            }
+        }
+        for (name, label) in selected_labels(&body) {
+            if served.has_samples(&name) && !served.labels_of(&name).contains(&label) {
+                missing.push(format!("{file}: label {label} of {name}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "named but not served by /metrics:\n{}\n\n/metrics:\n{text}",
+        missing.join("\n")
+    );
+    // Every family an alert or panel selects labels of had samples here, so the labels were
+    // checked, not skipped.
+    for family in [
+        "leadsync_sync_runs_total",
+        "leadsync_leads_total",
+        "leadsync_api_requests_total",
+        "leadsync_last_success_timestamp_seconds",
+        "leadsync_verify_drifted_days",
+        "leadsync_ticks_skipped_total",
+    ] {
+        assert!(served.has_samples(family), "no sample of {family}");
+    }
+
+    d.signal("TERM");
+    let lines = d.all_lines().await;
+    let events: BTreeSet<&str> = lines
+        .iter()
+        .filter_map(|line| line["message"].as_str())
+        .collect();
+    for event in [
+        "database_unavailable",
+        "request_retried",
+        "sync_run_failed",
+        "verify_day_drifted",
+        "sync_run_finished",
+        "sync_tick_skipped",
+    ] {
+        assert!(events.contains(event), "no {event} in the log");
+    }
+    assert!(
+        lines.iter().all(|line| line["message"] != "non_json_line"),
+        "every line is JSON"
+    );
+    let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    std::fs::create_dir_all(std::path::Path::new(LOG_FILE).parent().expect("dir")).expect("mkdir");
+    std::fs::write(LOG_FILE, text).expect("write the log file");
+}
+
+/// Every `leadsync_...` metric name in a file (rules, dashboard or prose).
+fn metric_words(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while let Some(found) = text[at..].find("leadsync_") {
+        let start = at + found;
+        let before = start.checked_sub(1).map(|i| bytes[i]);
+        let mut end = start;
+        while end < bytes.len()
+            && (bytes[end].is_ascii_lowercase()
+                || bytes[end].is_ascii_digit()
+                || bytes[end] == b'_')
+        {
+            end += 1;
+        }
+        let word = &text[start..end];
+        // Metric names go on with a letter (`leadsync_0.1.0-1_amd64.deb` is a file).
+        let a_name = bytes
+            .get(start + "leadsync_".len())
+            .is_some_and(u8::is_ascii_lowercase);
+        let inside_a_word = before.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if a_name && !inside_a_word && !NOT_METRICS.contains(&word) {
+            names.insert(word.to_owned());
+        }
+        at = end;
+    }
+    names
+}
+
+/// `(metric, label)` for every `metric{label="..."...}` selector in a file.
+fn selected_labels(text: &str) -> BTreeSet<(String, String)> {
+    let mut selected = BTreeSet::new();
+    for name in metric_words(text) {
+        let opening = format!("{name}{{");
+        let mut at = 0;
+        while let Some(found) = text[at..].find(&opening) {
+            let start = at + found + opening.len();
+            let end = start + text[start..].find('}').expect("a closed selector");
+            for matcher in text[start..end].split(',') {
+                let label: String = matcher
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !label.is_empty() {
+                    selected.insert((name.clone(), label));
+                }
+            }
+            at = end;
+        }
+    }
+    selected
+}
+
+/// What `/metrics` serves: the names of the families it declares (a counter `x` serves
+/// `x_total`, a histogram `x_bucket`, `x_sum` and `x_count`) and the labels of its samples.
+struct Exposition {
+    names: BTreeSet<String>,
+    samples: BTreeMap<String, (BTreeSet<String>, f64)>,
+}
+
+impl Exposition {
+    fn parse(text: &str) -> Exposition {
+        let mut names = BTreeSet::new();
+        let mut samples: BTreeMap<String, (BTreeSet<String>, f64)> = BTreeMap::new();
+        for line in text.lines() {
+            if let Some(declared) = line.strip_prefix("# TYPE ") {
+                let (family, kind) = declared.split_once(' ').expect("# TYPE name kind");
+                names.insert(family.to_owned());
+                match kind {
+                    "counter" => {
+                        names.insert(format!("{family}_total"));
+                    }
+                    "histogram" => {
+                        for suffix in ["bucket", "sum", "count"] {
+                            names.insert(format!("{family}_{suffix}"));
+                        }
+                    }
+                    _ => {}
+                }
+            } else if !line.starts_with('#') && !line.is_empty() {
+                let name_end = line.find(['{', ' ']).expect("a sample");
+                let name = &line[..name_end];
+                let labels = line[name_end..]
+                    .strip_prefix('{')
+                    .and_then(|rest| rest.split_once('}'))
+                    .map(|(inside, _)| {
+                        inside
+                            .split(',')
+                            .filter_map(|pair| pair.split_once('=').map(|(k, _)| k.to_owned()))
+                            .collect::<BTreeSet<String>>()
+                    })
+                    .unwrap_or_default();
+                let value = line
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(f64::NAN);
+                let entry = samples.entry(name.to_owned()).or_default();
+                entry.0.extend(labels);
+                entry.1 = value;
+                names.insert(name.to_owned());
+            }
+        }
+        Exposition { names, samples }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.names.contains(name)
+    }
+
+    fn has_samples(&self, name: &str) -> bool {
+        self.samples.contains_key(name)
+    }
+
+    fn labels_of(&self, name: &str) -> BTreeSet<String> {
+        self.samples
+            .get(name)
+            .map(|s| s.0.clone())
+            .unwrap_or_default()
+    }
+
+    /// The last sample's value of an unlabelled series.
+    fn value(&self, name: &str) -> f64 {
+        self.samples.get(name).map_or(f64::NAN, |s| s.1)
+    }
+}
