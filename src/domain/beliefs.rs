@@ -558,6 +558,43 @@ mod tests {
     }
 
     #[test]
+    fn a_one_day_window_that_lists_leads_proves_end_date_inclusive_and_an_empty_one_nothing() {
+        let mut beliefs = ApiBeliefs {
+            exclusive_evidence: 1,
+            ..ApiBeliefs::default()
+        };
+        beliefs.observe_one_day_window(0);
+        assert_eq!(beliefs.end_date, EndDate::Unknown);
+        assert_eq!(beliefs.exclusive_evidence, 1);
+        beliefs.observe_one_day_window(1);
+        assert_eq!(beliefs.end_date, EndDate::Inclusive);
+        assert!(beliefs.windows_may_abut());
+        assert_eq!(beliefs.exclusive_evidence, 0);
+        assert_eq!(beliefs.inclusive_evidence, INCLUSIVE_EVIDENCE);
+    }
+
+    #[test]
+    fn density_is_leads_per_day_of_a_window_that_held_some() {
+        let mut beliefs = ApiBeliefs::default();
+        beliefs.observe_density(0, 5);
+        beliefs.observe_density(10, 0);
+        assert_eq!(beliefs.leads_per_day, None);
+        beliefs.observe_density(100, 4);
+        assert_eq!(beliefs.leads_per_day, Some(25.0));
+        beliefs.observe_density(1, 1);
+        assert_eq!(beliefs.leads_per_day, Some(1.0), "the last window counts");
+        beliefs.observe_density(0, 3);
+        assert_eq!(
+            beliefs.leads_per_day,
+            Some(1.0),
+            "an empty one says nothing"
+        );
+        assert!(!beliefs.ignores_page);
+        beliefs.observe_ignored_page();
+        assert!(beliefs.ignores_page);
+    }
+
+    #[test]
     fn each_belief_has_the_name_operators_read() {
         let names = |total: TotalMeaning, end_date: EndDate, newest: u64, oldest: u64| {
             let beliefs = ApiBeliefs {
