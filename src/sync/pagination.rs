@@ -263,6 +263,16 @@ mod tests {
         });
         assert_eq!(pass.take_in(&page(&thirty, None, None), 1), None);
         assert_eq!(pass.take_in(&page(&["x"], None, None), 2), Some(End::Short));
+        // A page exactly as long as the clamp is full: not the end.
+        let mut pass = Pass::new(PassRules {
+            served_page_size: Some(30),
+            trust_total: false,
+            ..rules(100)
+        });
+        let mut first = thirty.clone();
+        first.truncate(29);
+        first.push("y");
+        assert_eq!(pass.take_in(&page(&first, None, None), 1), None);
     }
 
     #[test]
@@ -332,5 +342,39 @@ mod tests {
         }
         assert_eq!(ended, Some((5, End::PastTotal)));
         assert_eq!(pass.seen(), 10);
+    }
+
+    #[test]
+    fn the_cut_past_a_total_allows_two_pages_of_the_size_asked_for() {
+        // A total of 2 at 3 a page: cut once more than 2 * 2 + 2 * 3 = 10 were seen.
+        let mut pass = Pass::new(rules(3));
+        for number in 1..=3 {
+            let records = uids(&format!("p{number}-"), 3);
+            let records: Vec<&str> = records.iter().map(String::as_str).collect();
+            assert_eq!(
+                pass.take_in(&page(&records, Some(3), Some(2)), number),
+                None
+            );
+        }
+        // One new record and two repeats: 10 seen, not past the bound yet.
+        assert_eq!(
+            pass.take_in(&page(&["p4-0", "p1-0", "p1-1"], Some(3), Some(2)), 4),
+            None
+        );
+        assert_eq!(pass.seen(), 10);
+        assert_eq!(
+            pass.take_in(&page(&["p5-0", "p5-1", "p5-2"], Some(3), Some(2)), 5),
+            Some(End::PastTotal)
+        );
+    }
+
+    #[test]
+    fn a_full_page_is_not_the_end_even_when_the_total_is_reached_and_the_keys_are_kept() {
+        // No page size reported: a page as long as asked is full, whatever the total says.
+        let mut pass = Pass::new(rules(2));
+        assert_eq!(pass.take_in(&page(&["a", "b"], None, Some(2)), 1), None);
+        assert_eq!(pass.take_in(&page(&[], None, Some(2)), 2), Some(End::Empty));
+        let expected: HashSet<String> = ["a", "b"].map(str::to_owned).into();
+        assert_eq!(pass.into_keys(), expected);
     }
 }
