@@ -8,15 +8,13 @@
 //! Adjacent windows share their boundary day unless `end_date` is known to be inclusive; the
 //! first boundary of every run is shared anyway, to keep checking that belief.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Days, NaiveDate, Utc};
 
 use super::{
     SyncError,
     context::{Progress, RunScope},
     fetch::fetch_page,
-    pagination::End,
+    pagination::{End, Keys, page_keys},
     window::{WindowPlan, WindowReader},
 };
 use crate::{
@@ -32,7 +30,7 @@ const MAX_SIZING_PROBES: u32 = 8;
 /// A window just read, for the boundary check against the next one.
 struct Boundary {
     window: DayRange,
-    keys: HashSet<String>,
+    keys: Keys,
     lists_last_day: bool,
 }
 
@@ -301,7 +299,7 @@ async fn size_window(
         if trusted
             && plausible(smaller_page.total).is_some()
             && plausible(smaller_page.total) == plausible(page.total)
-            && keys(&smaller_page) != keys(&page)
+            && page_keys(&smaller_page) != page_keys(&page)
         {
             // A smaller window, other leads listed first, the same total: it counts more than
             // the window's listing.
@@ -360,13 +358,6 @@ fn days_holding(page: &LeadsPage, target: u64) -> Option<i64> {
     let spread_secs = (newest - oldest).num_seconds().max(60) as f64;
     let per_day = page.records.len() as f64 * 86_400.0 / spread_secs;
     Some(((target as f64 * 0.9 / per_day).floor() as i64).max(1))
-}
-
-fn keys(page: &LeadsPage) -> HashSet<String> {
-    page.records
-        .iter()
-        .map(super::pagination::record_key)
-        .collect()
 }
 
 async fn fetch(scope: &RunScope<'_>, window: DayRange, page: u32) -> Result<LeadsPage, SyncError> {

@@ -1,4 +1,4 @@
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -7,7 +7,7 @@ use super::{
     SyncError,
     context::{RunRequests, RunScope, SyncContext},
     fetch::fetch_page,
-    pagination::{End, Pass, PassRules},
+    pagination::{End, Keys, Pass, PassRules, page_keys},
     prefetch::{Prefetch, pages_for},
 };
 use crate::{
@@ -54,7 +54,7 @@ pub(super) struct WindowRead {
     pub(super) total: Option<u64>,
     /// Distinct records of the last pass.
     pub(super) seen: u64,
-    pub(super) keys: HashSet<String>,
+    pub(super) keys: Keys,
     pub(super) end: End,
     /// The window is too big for what the server does (a listing past the record cap, or a
     /// server ignoring `page`): read it again smaller. The mark did not move.
@@ -96,7 +96,7 @@ struct PassFacts {
     descending: bool,
     /// The previous page's length, when the server did not report its page size.
     unreported_len: Option<u32>,
-    first_page_keys: Option<HashSet<String>>,
+    first_page_keys: Option<Keys>,
     first_page_full: bool,
     ignores_page: bool,
     lists_first_day: bool,
@@ -131,7 +131,7 @@ impl<'a> WindowReader<'a> {
         let window = self.plan.window;
         let mut first_page = Some(first_page);
         let mut reread = 0;
-        let mut previous_keys: Option<HashSet<String>> = None;
+        let mut previous_keys: Option<Keys> = None;
         // Decided once per window: a belief that changes while it is read applies next time.
         let covered_before = self
             .plan
@@ -422,11 +422,4 @@ impl<'a> WindowReader<'a> {
         }
         Ok(())
     }
-}
-
-fn page_keys(page: &LeadsPage) -> HashSet<String> {
-    page.records
-        .iter()
-        .map(super::pagination::record_key)
-        .collect()
 }
