@@ -365,3 +365,43 @@ async fn a_bot_whose_requests_hang_holds_only_its_share_of_the_request_slots() {
     assert_all_succeeded(&reports);
     h.assert_copy_is_exact().await;
 }
+
+#[tokio::test]
+async fn a_whole_chatbot_total_proves_the_whole_copy_and_a_shortfall_is_reported_once() {
+    let settings = WorldSettings {
+        total: TotalMode::WholeBot,
+        ..WorldSettings::default()
+    };
+    let h = Harness::start(settings, &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 300, days_ago(30), days_ago(0), 64);
+    // The whole history: only then can the copy be held against the chatbot's count.
+    let whole = [("LEADSYNC__SYNC__BACKFILL_FROM", "2000-01-01")];
+    let (logs, _guard) = LogCapture::start();
+
+    let reports = h.sync_with(&whole).await;
+    assert_all_succeeded(&reports);
+    h.assert_copy_is_exact().await;
+    assert_eq!(report(&reports).beliefs.total, TotalMeaning::WholeBot);
+    logs.assert_quiet("whole chatbot: backfill of the whole history");
+
+    // Five old leads go missing from the copy (beyond any lookback): the count shows it.
+    let gone = sqlx::query(
+        "DELETE FROM leads WHERE conversation_uid IN
+           (SELECT conversation_uid FROM leads ORDER BY created_at LIMIT 5)",
+    )
+    .execute(&h.db.pool)
+    .await
+    .expect("delete")
+    .rows_affected();
+    assert_eq!(gone, 5);
+    assert_all_succeeded(&h.sync_with(&whole).await);
+    let reported = logs.named("copy_incomplete");
+    assert_eq!(reported.len(), 1, "{:?}", logs.events());
+    assert_eq!(reported[0].field("shortfall"), Some("5"));
+    assert_eq!(reported[0].field("total"), Some("300"));
+    assert_eq!(reported[0].field("held"), Some("295"));
+    // The same shortfall is not reported again on the next run.
+    assert_all_succeeded(&h.sync_with(&whole).await);
+    assert_eq!(logs.count("copy_incomplete"), 1);
+}
