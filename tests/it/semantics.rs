@@ -404,4 +404,22 @@ async fn a_whole_chatbot_total_proves_the_whole_copy_and_a_shortfall_is_reported
     // The same shortfall is not reported again on the next run.
     assert_all_succeeded(&h.sync_with(&whole).await);
     assert_eq!(logs.count("copy_incomplete"), 1);
+
+    // Once a lead was erased on purpose (`forget`), the copy is meant to hold fewer than the
+    // chatbot's count: no shortfall is reported for it.
+    let newest: String =
+        sqlx::query_scalar("SELECT conversation_uid FROM leads ORDER BY created_at DESC LIMIT 1")
+            .fetch_one(&h.db.pool)
+            .await
+            .expect("a lead");
+    let config = write_config(&h.config_toml(""));
+    let (code, _, stderr) = leadsync_command(&config, &["forget", "--conversation", &newest]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_all_succeeded(&h.sync_with(&whole).await);
+    assert_eq!(
+        logs.count("copy_incomplete"),
+        1,
+        "{:?}",
+        logs.named("copy_incomplete")
+    );
 }
