@@ -423,3 +423,60 @@ async fn a_whole_chatbot_total_proves_the_whole_copy_and_a_shortfall_is_reported
         logs.named("copy_incomplete")
     );
 }
+
+#[tokio::test]
+async fn what_is_learned_is_logged_once_when_it_changes_and_not_again() {
+    let settings = WorldSettings {
+        filter_on: FilterOn::ConversationStart {
+            max_lag: Duration::from_secs(3 * 86_400),
+        },
+        ..WorldSettings::default()
+    };
+    let h = Harness::start(settings, &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 2_000, days_ago(90), days_ago(0), 65);
+    let (logs, _guard) = LogCapture::start();
+
+    let reports = h.sync().await;
+    assert_all_succeeded(&reports);
+    let beliefs = &report(&reports).beliefs;
+    let changed = logs.named("api_belief_changed");
+    for (belief, to) in [
+        ("total", "filtered"),
+        ("order", "newest_first"),
+        ("end_date", "inclusive"),
+    ] {
+        let events: Vec<_> = changed
+            .iter()
+            .filter(|event| event.field("belief") == Some(belief))
+            .collect();
+        assert_eq!(events.len(), 1, "{belief}: {changed:?}");
+        assert_eq!(events[0].field("from"), Some("unknown"), "{belief}");
+        assert_eq!(events[0].field("to"), Some(to), "{belief}");
+    }
+    assert_eq!(changed.len(), 3, "nothing else changed: {changed:?}");
+    // The lookback grows in steps as later leads are seen, each step a real widening, up to
+    // what the beliefs now say.
+    let widened = logs.named("lookback_widened");
+    assert!(!widened.is_empty());
+    let days = |event: &crate::capture::Captured, field: &str| -> u32 {
+        event.field(field).expect(field).parse().expect("days")
+    };
+    for event in &widened {
+        assert!(
+            days(event, "to_days") > days(event, "from_days"),
+            "{widened:?}"
+        );
+    }
+    // (The day kept while `end_date` was unknown goes once it is known inclusive: a narrowing
+    // is not announced.)
+    let last = days(widened.last().expect("one"), "to_days");
+    let now = beliefs.lookback_days(2);
+    assert!(last == now || last == now + 1, "{last} {now}");
+    assert!(beliefs.lookback_days(2) >= 5, "{beliefs:?}");
+
+    logs.clear();
+    assert_all_succeeded(&h.sync().await);
+    assert_eq!(logs.count("api_belief_changed"), 0, "{:?}", logs.events());
+    assert_eq!(logs.count("lookback_widened"), 0, "{:?}", logs.events());
+}
