@@ -480,3 +480,33 @@ async fn what_is_learned_is_logged_once_when_it_changes_and_not_again() {
     assert_eq!(logs.count("api_belief_changed"), 0, "{:?}", logs.events());
     assert_eq!(logs.count("lookback_widened"), 0, "{:?}", logs.events());
 }
+
+#[tokio::test]
+async fn a_history_that_stopped_long_ago_is_not_taken_for_a_whole_chatbot_total() {
+    // All leads in the first weeks of the range: cutting the range down to size keeps every
+    // lead, so the smaller window reports the same total and lists the same leads first. That
+    // is a filtered total, not one that ignores the dates.
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    let start = chrono::NaiveDate::from_ymd_opt(2022, 1, 3)
+        .expect("date")
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc();
+    h.world
+        .generate_leads(BOT_A, 1_000, start, start + TimeDelta::days(40), 66);
+    let (logs, _guard) = LogCapture::start();
+
+    let reports = h.sync().await;
+
+    assert_all_succeeded(&reports);
+    h.assert_copy_is_exact().await;
+    assert_eq!(report(&reports).beliefs.total, TotalMeaning::Filtered);
+    let total_changes: Vec<_> = logs
+        .named("api_belief_changed")
+        .into_iter()
+        .filter(|event| event.field("belief") == Some("total"))
+        .collect();
+    assert_eq!(total_changes.len(), 1, "{total_changes:?}");
+    assert_eq!(total_changes[0].field("to"), Some("filtered"));
+    logs.assert_quiet("a history that stopped long ago");
+}
