@@ -160,7 +160,7 @@ async fn list_leads(
         }
         if let Some(response) = fault.render(&request_id) {
             let status = response.status().as_u16();
-            world.finish_request(sequence, status, Some(fault.clone()), Some(&request_id));
+            world.finish_request(sequence, status, Some(fault.clone()), Some(&request_id), 0);
             return response;
         }
     }
@@ -189,8 +189,8 @@ async fn list_leads(
         response.status().as_u16(),
         fault,
         Some(&request_id),
+        served,
     );
-    world.count_served(sequence, served);
     response
 }
 

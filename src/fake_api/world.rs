@@ -803,6 +803,7 @@ impl World {
         status: u16,
         fault: Option<Fault>,
         request_id: Option<&str>,
+        records: usize,
     ) {
         let mut state = self.state();
         // Recent requests are at the end; a cleared log simply has no entry.
@@ -815,17 +816,6 @@ impl World {
             request.status = status;
             request.fault = fault;
             request.request_id = request_id.map(str::to_owned);
-        }
-    }
-
-    pub(super) fn count_served(&self, sequence: u64, records: usize) {
-        let mut state = self.state();
-        if let Some((_, request)) = state
-            .requests
-            .iter_mut()
-            .rev()
-            .find(|(s, _)| *s == sequence)
-        {
             request.records = records;
         }
     }
