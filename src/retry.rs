@@ -37,6 +37,8 @@ pub fn classify(err: &ApiError) -> Disposition {
         // A non-zero `code` on HTTP 200 is undocumented; seen from the outside it is most
         // likely a hiccup, and the attempt budget keeps it bounded.
         | ApiError::Application { .. } => Disposition::Transient,
+        // Following it would send the key elsewhere; asking again gets the same answer.
+        ApiError::Redirect { .. } => Disposition::Permanent,
         ApiError::Status { status, .. } => {
             if status.is_server_error()
                 || *status == reqwest::StatusCode::TOO_MANY_REQUESTS

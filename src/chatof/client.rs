@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::{
-    error::{ApiError, RetryAfter},
+    error::{ApiError, RetryAfter, bounded},
     wire::{Envelope, ErrorEnvelope, LeadsData},
 };
 use crate::domain::{BotUid, DayRange, Lead, RejectedLead};
@@ -58,6 +58,8 @@ impl ChatofClient {
             .user_agent(concat!("leadsync/", env!("CARGO_PKG_VERSION")))
             .timeout(settings.timeout)
             .connect_timeout(settings.connect_timeout)
+            // A redirect is refused, not followed: see `ApiError::Redirect`.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
             http,
@@ -98,15 +100,19 @@ impl ChatofClient {
             .map_err(|err| self.transport_error(&err))?;
         let status = response.status();
         let retry_after = retry_after(response.headers(), Utc::now());
+        if status.is_redirection() {
+            return Err(ApiError::Redirect {
+                status,
+                target: redirect_target(response.url(), response.headers()),
+            });
+        }
         let body = response
             .bytes()
             .await
             .map_err(|err| self.transport_error(&err))?;
 
         if !status.is_success() {
-            let request_id = serde_json::from_slice::<ErrorEnvelope>(&body)
-                .ok()
-                .and_then(|envelope| envelope.request_id);
+            let request_id = error_request_id(&body);
             return Err(ApiError::Status {
                 status,
                 request_id,
@@ -118,15 +124,13 @@ impl ChatofClient {
                 status,
                 bytes: body.len(),
                 detail: describe_json_error(&err),
-                request_id: serde_json::from_slice::<ErrorEnvelope>(&body)
-                    .ok()
-                    .and_then(|envelope| envelope.request_id),
+                request_id: error_request_id(&body),
             })?;
+        let request_id = envelope.request_id.as_deref().map(bounded_request_id);
         if envelope.code != 0 {
             return Err(ApiError::Application {
                 code: envelope.code,
-                msg: envelope.msg,
-                request_id: envelope.request_id,
+                request_id,
             });
         }
         let Some(data) = envelope.data else {
@@ -134,7 +138,7 @@ impl ChatofClient {
                 status,
                 bytes: body.len(),
                 detail: "success without data".into(),
-                request_id: envelope.request_id,
+                request_id,
             });
         };
         Ok(LeadsPage {
@@ -145,7 +149,7 @@ impl ChatofClient {
                 .collect(),
             page_size: data.page_size.filter(|&size| size > 0),
             total: data.total,
-            request_id: envelope.request_id,
+            request_id,
         })
     }
 
@@ -181,6 +185,34 @@ impl ChatofClient {
             ApiError::Transport(detail)
         }
     }
+}
+
+/// Request ids are logged and stored: a server cannot make them long or multi-line.
+const MAX_REQUEST_ID_CHARS: usize = 128;
+
+fn bounded_request_id(id: &str) -> String {
+    bounded(id, MAX_REQUEST_ID_CHARS)
+}
+
+/// The request id of an error answer, if it is an envelope that has one.
+fn error_request_id(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<ErrorEnvelope>(body)
+        .ok()?
+        .request_id
+        .as_deref()
+        .map(bounded_request_id)
+}
+
+/// Where a redirect points, as `host[:port]` (bounded, escaped): never the path or query.
+fn redirect_target(from: &Url, headers: &header::HeaderMap) -> Option<String> {
+    let location = headers.get(header::LOCATION)?.to_str().ok()?;
+    let target = from.join(location).ok()?;
+    let host = target.host_str()?;
+    let named = match target.port() {
+        Some(port) => format!("{}://{host}:{port}", target.scheme()),
+        None => format!("{}://{host}", target.scheme()),
+    };
+    Some(bounded(&named, 120))
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date, relative to `now`.

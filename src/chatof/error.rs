@@ -18,11 +18,19 @@ pub enum ApiError {
         request_id: Option<String>,
         retry_after: Option<RetryAfter>,
     },
-    #[error("API error code {code}{}{}", msg_suffix(.msg), request_id_suffix(.request_id))]
+    /// The server's `msg` is not kept: it may echo personal data (and anything else).
+    #[error("API error code {code}{}", request_id_suffix(.request_id))]
     Application {
         code: i64,
-        msg: Option<String>,
         request_id: Option<String>,
+    },
+    /// leadsync follows no redirect: the key would travel to, and the data come from, another
+    /// address than the one configured.
+    #[error("HTTP {status}: redirect to {} refused (leadsync follows no redirect: set api.base_url to the final address)", .target.as_deref().unwrap_or("an unnamed address"))]
+    Redirect {
+        status: StatusCode,
+        /// `host[:port]` of the `Location`, bounded and escaped.
+        target: Option<String>,
     },
     #[error("answer is not the JSON envelope ({detail}, HTTP {status}, {bytes} bytes){}", request_id_suffix(.request_id))]
     BadBody {
@@ -43,13 +51,17 @@ impl ApiError {
             Self::Status { request_id, .. }
             | Self::Application { request_id, .. }
             | Self::BadBody { request_id, .. } => request_id.as_deref(),
-            Self::Connect(_) | Self::Timeout(_) | Self::Transport(_) => None,
+            Self::Connect(_) | Self::Timeout(_) | Self::Transport(_) | Self::Redirect { .. } => {
+                None
+            }
         }
     }
 
     pub fn status(&self) -> Option<StatusCode> {
         match self {
-            Self::Status { status, .. } | Self::BadBody { status, .. } => Some(*status),
+            Self::Status { status, .. }
+            | Self::BadBody { status, .. }
+            | Self::Redirect { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -63,6 +75,7 @@ impl ApiError {
             Self::Status { status, .. } => format!("http_{}", status.as_u16()),
             Self::Application { .. } => "api_code".into(),
             Self::BadBody { .. } => "bad_body".into(),
+            Self::Redirect { .. } => "redirect".into(),
         }
     }
 }
@@ -73,9 +86,47 @@ fn request_id_suffix(request_id: &Option<String>) -> String {
         .map_or_else(String::new, |id| format!(", request_id {id}"))
 }
 
-fn msg_suffix(msg: &Option<String>) -> String {
-    // The server's message is short English text; cap it so an odd server cannot flood logs.
-    msg.as_ref().map_or_else(String::new, |msg| {
-        format!(": {}", msg.chars().take(120).collect::<String>())
-    })
+/// A string the server chose (a request id, a host name), as it may be logged and stored:
+/// at most `max` characters, control and other non-printable characters escaped, so a server
+/// can neither flood a log nor forge a line in it.
+pub(crate) fn bounded(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut written = 0;
+    for ch in text.chars() {
+        let escaped = ch.is_control() || ch == '\u{2028}' || ch == '\u{2029}';
+        let width = if escaped {
+            ch.escape_default().count()
+        } else {
+            1
+        };
+        if written + width > max {
+            out.push('…');
+            break;
+        }
+        if escaped {
+            out.extend(ch.escape_default());
+        } else {
+            out.push(ch);
+        }
+        written += width;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_string_is_bounded_and_cannot_break_a_line() {
+        assert_eq!(bounded("req-1", 8), "req-1");
+        assert_eq!(bounded("abcdefghij", 4), "abcd…");
+        assert_eq!(bounded("abcd", 4), "abcd");
+        assert_eq!(bounded("ab\ncd", 4), "ab\\n…");
+        assert_eq!(
+            bounded("a\nb\r\u{1b}[0m\u{2028}", 40),
+            "a\\nb\\r\\u{1b}[0m\\u{2028}"
+        );
+        assert_eq!(bounded(&"x".repeat(1 << 20), 128).chars().count(), 129);
+    }
 }

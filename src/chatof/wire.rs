@@ -8,8 +8,8 @@ use serde_json::Value;
 #[derive(Debug, Deserialize)]
 pub(super) struct Envelope<T> {
     pub code: i64,
-    #[serde(default, alias = "message")]
-    pub msg: Option<String>,
+    // `msg` (or `message`) is not read: it may echo personal data, and leadsync needs only
+    // `code` to know that something went wrong.
     pub data: Option<T>,
     #[serde(default)]
     pub request_id: Option<String>,

@@ -1,6 +1,6 @@
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde_json::Value;
 
 use super::BotUid;
@@ -96,7 +96,7 @@ impl Lead {
         let created_at = match record.get("created_at") {
             None | Some(Value::Null) => return reject(RejectReason::MissingCreatedAt, raw),
             Some(Value::String(text)) => match DateTime::parse_from_rfc3339(text.trim()) {
-                Ok(at) => at.with_timezone(&Utc),
+                Ok(at) => without_leap_second(at.with_timezone(&Utc)),
                 Err(_) => return reject(RejectReason::InvalidCreatedAt, raw),
             },
             Some(_) => return reject(RejectReason::InvalidCreatedAt, raw),
@@ -110,6 +110,17 @@ impl Lead {
             created_at,
             raw,
         })
+    }
+}
+
+/// chrono keeps a leap second (`23:59:60`) as 23:59:59 plus more than a second of nanoseconds,
+/// which Postgres would store as the next day's midnight: the lead would be filed under a day
+/// the API does not list it for. It is kept in its own day, at its last microsecond.
+fn without_leap_second(at: DateTime<Utc>) -> DateTime<Utc> {
+    if at.nanosecond() >= 1_000_000_000 {
+        at.with_nanosecond(999_999_000).unwrap_or(at)
+    } else {
+        at
     }
 }
 
@@ -174,6 +185,28 @@ mod tests {
 
     fn bot() -> BotUid {
         BotUid::parse("bot-1").expect("valid")
+    }
+
+    #[test]
+    fn a_leap_second_stays_in_its_own_day() {
+        let lead = Lead::from_raw(
+            &bot(),
+            json!({"conversation_uid": "c-1", "created_at": "2016-12-31T23:59:60Z"}),
+        )
+        .expect("parses");
+        assert_eq!(
+            lead.created_at.timestamp_micros(),
+            "2016-12-31T23:59:59.999999Z"
+                .parse::<DateTime<Utc>>()
+                .expect("timestamp")
+                .timestamp_micros()
+        );
+        let ordinary = Lead::from_raw(
+            &bot(),
+            json!({"conversation_uid": "c-2", "created_at": "2016-12-31T23:59:59.5Z"}),
+        )
+        .expect("parses");
+        assert_eq!(ordinary.created_at.timestamp_subsec_millis(), 500);
     }
 
     #[test]

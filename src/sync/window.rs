@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
 use super::{
@@ -28,6 +28,9 @@ const WRITE_BATCH_RECORDS: usize = 1_000;
 /// whatever the server says: past it, a window of several days is cut smaller, and a single
 /// day is given up on (a listing that never ends).
 const RECORD_CAP_FACTOR: u64 = 4;
+
+/// How far past now a lead's `created_at` may move the high-water mark (clock skew).
+const MAX_FUTURE_SKEW: TimeDelta = TimeDelta::minutes(5);
 
 /// What a run tells the reader of one window.
 #[derive(Clone, Copy, Debug)]
@@ -388,7 +391,14 @@ impl<'a> WindowReader<'a> {
             }
         }
         let leads: Vec<&Lead> = latest.into_values().collect();
-        let page_newest = leads.iter().map(|lead| lead.created_at).max();
+        // A lead dated in the future (a server's clock, or `9999-12-31`) is stored, but the
+        // mark goes no further than now and a little skew: it would blind the lag gauge and
+        // the freshness view for good.
+        let page_newest = leads
+            .iter()
+            .map(|lead| lead.created_at)
+            .max()
+            .map(|newest| newest.min(self.plan.now + MAX_FUTURE_SKEW));
 
         let mut tx = store::begin(conn).await?;
         if !completes_window {

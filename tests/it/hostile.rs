@@ -1,0 +1,194 @@
+//! Servers that misbehave in ways the bundled fake cannot: a raw HTTP/1.1 server of the tests'
+//! own, answering every request with what the test says.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use chrono::{TimeDelta, Utc};
+use leadsync::{
+    fake_api::WorldSettings,
+    sync::{RunOutcome, SyncError},
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+use crate::helpers::*;
+
+/// A server that answers every request with `answer(path_and_query)`, a whole HTTP response.
+struct Hostile {
+    base_url: String,
+    requests: Arc<AtomicUsize>,
+}
+
+impl Hostile {
+    async fn start(answer: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static) -> Hostile {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        let answer = Arc::new(answer);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let answer = answer.clone();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let text = String::from_utf8_lossy(&head);
+                    let target = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                    let _ = socket.write_all(&answer(&target)).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        Hostile {
+            base_url: format!("http://{addr}/api/v1/backend"),
+            requests,
+        }
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+fn response(status: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status}\r\nconnection: close\r\n");
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+    out.into_bytes()
+}
+
+/// One sync pass of `BOT_A` against `server` instead of the bundled fake.
+async fn sync_against(h: &Harness, server: &Hostile) -> leadsync::sync::RunReport {
+    let toml = h
+        .config_toml("")
+        .replace(&h.api.base_url(), &server.base_url);
+    let mut reports = h.sync_toml(&toml, &[]).await;
+    reports.remove(0)
+}
+
+#[tokio::test]
+async fn a_redirect_is_refused_and_names_where_it_pointed() {
+    // The bundled fake, with leads, is where the redirect points: nothing of it may be stored.
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 30, days_ago(5), days_ago(0), 41);
+    let elsewhere = h.api.base_url();
+    let server = Hostile::start(move |target| {
+        let location = format!(
+            "{elsewhere}{}",
+            target.trim_start_matches("/api/v1/backend")
+        );
+        response("302 Found", &[("location", &location)], "")
+    })
+    .await;
+
+    let report = sync_against(&h, &server).await;
+
+    let RunOutcome::Failed(SyncError::Api(err)) = &report.outcome else {
+        panic!("a redirect fails the run, got {:?}", report.outcome);
+    };
+    assert_eq!(err.kind(), "redirect");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("http://{}", h.api.addr())),
+        "{message}"
+    );
+    assert!(!message.contains("/leads"), "no path or query: {message}");
+    assert_eq!(server.requests(), 1, "a redirect is not retried");
+    assert!(
+        h.world.requests().is_empty(),
+        "the redirect was not followed"
+    );
+    assert_eq!(count_leads(&h.db.pool).await, 0);
+}
+
+#[tokio::test]
+async fn what_the_server_says_is_bounded_escaped_and_its_message_kept_out() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    let long_id = format!("forged\n{{\"level\":\"ERROR\"}}{}", "x".repeat(1 << 20));
+    let body = serde_json::json!({
+        "code": 50001,
+        "msg": "no lead for jane.doe@example.com",
+        "data": null,
+        "request_id": long_id,
+    })
+    .to_string();
+    let server = Hostile::start(move |_| response("200 OK", &[], &body)).await;
+
+    let report = sync_against(&h, &server).await;
+
+    let RunOutcome::Failed(err) = &report.outcome else {
+        panic!("the run fails, got {:?}", report.outcome);
+    };
+    let request_id = err.request_id().expect("a request id").to_owned();
+    assert!(request_id.starts_with("forged\\n{"), "{request_id}");
+    assert!(request_id.chars().count() <= 129, "bounded");
+    let error: String = sqlx::query_scalar("SELECT error FROM sync_runs WHERE bot_uid = $1")
+        .bind(BOT_A)
+        .fetch_one(&h.db.pool)
+        .await
+        .expect("ledger row");
+    assert!(error.len() < 400, "{} bytes in the ledger", error.len());
+    assert!(!error.contains('\n'), "{error}");
+    assert!(
+        !error.contains("jane.doe"),
+        "the server's msg is not kept: {error}"
+    );
+    assert!(server.requests() > 1, "an API code is retried");
+}
+
+#[tokio::test]
+async fn a_lead_dated_far_in_the_future_is_stored_but_the_mark_stays_near_now() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    let body = serde_json::json!({
+        "code": 0,
+        "msg": "Success.",
+        "data": {
+            "leads": [
+                {"conversation_uid": "c-future", "bot_uid": BOT_A,
+                 "created_at": "9999-12-31T00:00:00Z", "name": "n"},
+                {"conversation_uid": "c-past", "bot_uid": BOT_A,
+                 "created_at": days_ago(3).to_rfc3339(), "name": "n"},
+            ],
+            "page_size": 50,
+            "total": 2,
+        },
+        "request_id": "r-1",
+    })
+    .to_string();
+    let server = Hostile::start(move |_| response("200 OK", &[], &body)).await;
+
+    let report = sync_against(&h, &server).await;
+
+    assert!(
+        matches!(report.outcome, RunOutcome::Succeeded),
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!(
+        count_leads(&h.db.pool).await,
+        2,
+        "the future lead is stored"
+    );
+    let mark = h.high_water_mark(BOT_A).await.expect("a mark");
+    assert!(
+        mark <= Utc::now() + TimeDelta::minutes(5),
+        "the mark is {mark}"
+    );
+    assert!(mark > days_ago(1), "the mark still moved: {mark}");
+}
