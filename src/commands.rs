@@ -9,14 +9,14 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    app::{self, Syncer},
+    app::{self, SchemaUse, Syncer},
     cli::Command,
     config::{Config, ConfigError},
     daemon, demo,
     domain::{BotUid, DayRange, ErasureKey, InvalidErasureKey},
     fake_api::FakeApi,
     ops, shutdown,
-    store::Pool,
+    store::{self, Pool},
     sync::{RunOutcome, RunRequest},
 };
 
@@ -49,7 +49,23 @@ pub async fn execute(
 ) -> anyhow::Result<Outcome> {
     let pool = app::connect(config)?;
     match command {
-        Command::Migrate => app::migrate(&pool).await.map(|()| Outcome::Success),
+        // `check` reports the database itself, with everything else.
+        Command::Check => {}
+        Command::Migrate => app::reach_database(config).await?,
+        Command::Status { .. } => app::prepare_database(config, &pool, SchemaUse::Read).await?,
+        _ => {}
+    }
+    match command {
+        Command::Migrate => {
+            let pending = store::pending_migrations(&pool).await.unwrap_or_default();
+            app::migrate(&pool).await?;
+            println!(
+                "applied {} migration(s); the schema is current ({} in all)",
+                pending.len(),
+                store::MIGRATOR.iter().count()
+            );
+            Ok(Outcome::Success)
+        }
         Command::Status { json } => {
             print!("{}", ops::status(config, &pool, *json).await?);
             Ok(Outcome::Success)
@@ -124,6 +140,7 @@ async fn with_api(
                 },
                 None => config.bots.iter().map(|bot| bot.uid.clone()).collect(),
             };
+            app::prepare_database(config, pool, SchemaUse::Write).await?;
             let syncer = Syncer::new(config, pool, keys, cancel)?;
             verify(&syncer, &bots, *days, *repair, *json).await
         }
@@ -151,9 +168,7 @@ async fn backfill(
             problem: format!("{from} is after --to {last}"),
         }));
     };
-    if config.database.migrate_on_start {
-        app::migrate(pool).await?;
-    }
+    app::prepare_database(config, pool, SchemaUse::Write).await?;
     let syncer = Syncer::new(config, pool, keys, cancel)?;
     let report = syncer.run_bot(&bot, RunRequest::backfill(range)).await;
     match report.outcome {
@@ -228,9 +243,7 @@ async fn forget(
         Ok(keys) => keys,
         Err(err) => return Ok(err.into()),
     };
-    if config.database.migrate_on_start {
-        app::migrate(pool).await?;
-    }
+    app::prepare_database(config, pool, SchemaUse::Write).await?;
     let erased = ops::forget(pool, &keys).await?;
     println!(
         "forgot {} value(s): removed {} lead(s) and {} rejected record(s); \
@@ -249,9 +262,7 @@ async fn retention(config: &Config, pool: &Pool) -> anyhow::Result<Outcome> {
             problem: "not set: leads are kept forever, there is nothing to delete".into(),
         }));
     };
-    if config.database.migrate_on_start {
-        app::migrate(pool).await?;
-    }
+    app::prepare_database(config, pool, SchemaUse::Write).await?;
     let expired = ops::apply_retention(pool, max_age_days).await?;
     println!(
         "deleted {} lead(s) older than {max_age_days} days and {} rejected record(s) not seen since",

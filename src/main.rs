@@ -74,7 +74,7 @@ fn exit_code(result: anyhow::Result<Outcome>) -> ExitCode {
         Ok(Outcome::Partial) => ExitCode::from(EXIT_PARTIAL),
         Ok(Outcome::Config(err)) => config_error(&err),
         Err(err) => {
-            eprintln!("leadsync: {err:#}");
+            eprintln!("leadsync: {}", leadsync::errors::describe(&err));
             ExitCode::from(EXIT_FAILURE)
         }
     }

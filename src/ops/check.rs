@@ -20,33 +20,48 @@ pub async fn check(
 ) -> (String, bool) {
     let mut out = String::from("config: ok\n");
     let mut ok = true;
-    match tokio::time::timeout(Duration::from_secs(10), store::pending_migrations(pool)).await {
-        Ok(Ok(pending)) => {
-            let _ = writeln!(out, "database: ok");
-            if pending.is_empty() {
-                let _ = writeln!(out, "migrations: up to date");
-            } else if config.database.migrate_on_start {
-                let _ = writeln!(
-                    out,
-                    "migrations: {} pending (applied at start: database.migrate_on_start = true)",
-                    pending.len()
-                );
-            } else {
-                ok = false;
-                let _ = writeln!(
-                    out,
-                    "migrations: FAILED: {} pending and database.migrate_on_start = false: run `leadsync migrate`",
-                    pending.len()
-                );
+    let reached = crate::app::reach_database(config).await;
+    match reached {
+        Err(err) => {
+            ok = false;
+            let _ = writeln!(out, "database: FAILED: {}", crate::errors::describe(&err));
+        }
+        Ok(()) => {
+            match tokio::time::timeout(Duration::from_secs(10), store::pending_migrations(pool))
+                .await
+            {
+                Ok(Ok(pending)) => {
+                    let _ = writeln!(out, "database: ok");
+                    if pending.is_empty() {
+                        let _ = writeln!(out, "migrations: up to date");
+                    } else if config.database.migrate_on_start {
+                        let _ = writeln!(
+                            out,
+                            "migrations: {} pending (applied at start: database.migrate_on_start = true)",
+                            pending.len()
+                        );
+                    } else {
+                        ok = false;
+                        let _ = writeln!(
+                            out,
+                            "migrations: FAILED: {} pending and database.migrate_on_start = false: run `leadsync migrate`",
+                            pending.len()
+                        );
+                    }
+                }
+                Ok(Err(err)) => {
+                    ok = false;
+                    let _ = writeln!(
+                        out,
+                        "database: FAILED: {}",
+                        crate::errors::describe_error(&err)
+                    );
+                }
+                Err(_) => {
+                    ok = false;
+                    let _ = writeln!(out, "database: FAILED: no answer within 10 s");
+                }
             }
-        }
-        Ok(Err(err)) => {
-            ok = false;
-            let _ = writeln!(out, "database: FAILED: {err}");
-        }
-        Err(_) => {
-            ok = false;
-            let _ = writeln!(out, "database: FAILED: no answer within 10 s");
         }
     }
     let base = match ChatofClient::new(&config.api.client, SecretString::from(String::new())) {

@@ -26,10 +26,10 @@ pub async fn status(config: &Config, pool: &Pool, json: bool) -> anyhow::Result<
     for bot in &config.bots {
         let status = store::bot_status(pool, &bot.uid)
             .await
-            .context("reading the sync state (is the schema migrated?)")?;
+            .context("reading the sync state")?;
         let beliefs = store::load_beliefs(pool, &bot.uid)
             .await
-            .context("reading what was learned about the API (is the schema migrated?)")?;
+            .context("reading what was learned about the API")?;
         rows.push(StatusRow {
             status,
             api: beliefs.summary(),

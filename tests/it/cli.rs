@@ -207,3 +207,105 @@ async fn fake_api_serves_the_bots_it_prints_until_stopped() {
     // 30 leads and the one malformed record every fake-api bot carries.
     assert_eq!(page["data"]["total"], 31);
 }
+
+/// A config whose database is `url`, waiting up to five minutes for a pooled connection: a
+/// command that waited on the pool instead of failing at once would take that long.
+fn config_with_database(url: &str, extra: &str) -> ConfigFile {
+    write_config(&format!(
+        "[database]\nurl = {url:?}\nacquire_timeout_secs = 300\n{extra}[[bots]]\nuid = {BOT_A:?}\n"
+    ))
+}
+
+#[test]
+fn database_trouble_fails_at_once_naming_the_cause_once_and_where() {
+    let missing_database = with_database(&server_url(), "leadsync_no_such_database");
+    let mut missing_role = url::Url::parse(&server_url()).expect("server URL");
+    missing_role
+        .set_username("leadsync_no_such_role")
+        .expect("a username");
+    let cases = [
+        (
+            "postgres://postgres@127.0.0.1:1/x".to_owned(),
+            "Connection refused",
+            "127.0.0.1:1/x",
+        ),
+        (
+            missing_database,
+            "database \"leadsync_no_such_database\" does not exist",
+            "/leadsync_no_such_database as ",
+        ),
+        (
+            missing_role.to_string(),
+            "role \"leadsync_no_such_role\" does not exist",
+            " as leadsync_no_such_role",
+        ),
+    ];
+    let commands: [&[&str]; 5] = [
+        &["sync"],
+        &["migrate"],
+        &["status"],
+        &["backfill", "--bot", BOT_A, "--from", "2024-01-01"],
+        &["verify"],
+    ];
+    for (url, cause, target) in &cases {
+        let config = config_with_database(url, "");
+        for args in commands {
+            let started = std::time::Instant::now();
+            let out = leadsync(&config, &[("CHATOFAI_API_KEY", "k")], args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let what = format!("{args:?} with {cause}: {stderr}");
+            assert_eq!(out.status.code(), Some(1), "{what}");
+            assert_eq!(stderr.trim().lines().count(), 1, "one line: {what}");
+            assert_eq!(stderr.matches(cause).count(), 1, "the cause once: {what}");
+            assert!(stderr.contains(target), "where: {what}");
+            assert!(stderr.contains("database.url"), "the setting: {what}");
+            assert!(!stderr.contains("pool timed out"), "{what}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "{args:?} waited for the pool instead of failing at once"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unmigrated_schema_says_to_run_leadsync_migrate_and_which_setting() {
+    let db = TestDb::new().await;
+    let config = config_with_database(
+        &db.url,
+        "migrate_on_start = false\n[retention]\nmax_age_days = 30\n",
+    );
+    let commands: [&[&str]; 5] = [
+        &["status"],
+        &["sync"],
+        &["retention"],
+        &["forget", "--email", "someone@example.com"],
+        &["backfill", "--bot", BOT_A, "--from", "2024-01-01"],
+    ];
+    for args in commands {
+        let (code, _, stderr) = leadsync_command(&config, args).await;
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        for wanted in [
+            "schema not migrated",
+            "run `leadsync migrate`",
+            "database.migrate_on_start = true",
+        ] {
+            assert!(stderr.contains(wanted), "{args:?}: {stderr}");
+        }
+        assert!(!stderr.contains("does not exist"), "{args:?}: {stderr}");
+    }
+
+    let all = leadsync::store::MIGRATOR.iter().count();
+    let (code, stdout, stderr) = leadsync_command(&config, &["migrate"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!("applied {all} migration(s)")),
+        "{stdout}"
+    );
+    let (code, stdout, _) = leadsync_command(&config, &["migrate"]).await;
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("applied 0 migration(s)"), "{stdout}");
+    let (code, _, stderr) = leadsync_command(&config, &["status"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+}
