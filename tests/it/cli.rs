@@ -21,7 +21,19 @@ const VALID: &str = "[database]\nurl = \"postgres://postgres@127.0.0.1:1/none\"\
 
 #[test]
 fn configuration_errors_exit_78_with_one_line_naming_the_setting() {
-    let cases: [(&str, &str); 10] = [
+    let cases: [(&str, &str); 13] = [
+        (
+            "[database]\nurl = \"postgres://x/y\"\n[api]\npage_size = \"100\"\n[[bots]]\nuid = \"b\"\n",
+            "api.page_size",
+        ),
+        (
+            "[database]\nurl = \"postgres://x/y\"\n[api]\npage_size = 10.5\n[[bots]]\nuid = \"b\"\n",
+            "api.page_size",
+        ),
+        (
+            "[database]\nurl = \"postgres://x/y\"\n[sync]\nrun_at_start = \"yes\"\n[[bots]]\nuid = \"b\"\n",
+            "sync.run_at_start",
+        ),
         (
             "[database]\nurl = \"postgres://x/y\"\nmax_connection = 3\n[[bots]]\nuid = \"b\"\n",
             "max_connection",
