@@ -341,14 +341,14 @@ impl Default for RawRetention {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawLog {
-    format: LogFormat,
+    format: String,
     filter: String,
 }
 
 impl Default for RawLog {
     fn default() -> Self {
         Self {
-            format: LogFormat::Auto,
+            format: "auto".into(),
             filter: "info".into(),
         }
     }
@@ -440,8 +440,15 @@ impl Config {
                 ));
             }
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+            return Self::build(builder, env);
         }
-        Self::build(builder, env)
+        // Settings from the environment alone can be complete; when they are not, the likelier
+        // mistake is the missing file.
+        Self::build(builder, env).map_err(|mut err| {
+            err.problem
+                .push_str(" (no config file was given: pass --config FILE or set LEADSYNC_CONFIG)");
+            err
+        })
     }
 
     /// The same as [`Config::load`] with the file's text given directly (demo, tests).
@@ -811,10 +818,13 @@ impl RawRetention {
 
 impl RawLog {
     fn validate(self) -> Result<LogSettings, ConfigError> {
-        tracing_subscriber::EnvFilter::try_new(&self.filter)
-            .map_err(|err| ConfigError::new("log.filter", format!("invalid filter ({err})")))?;
+        crate::telemetry::parse_filter(&self.filter)
+            .map_err(|problem| ConfigError::new("log.filter", problem))?;
         Ok(LogSettings {
-            format: self.format,
+            format: self
+                .format
+                .parse::<LogFormat>()
+                .map_err(|problem| ConfigError::new("log.format", problem))?,
             filter: self.filter,
         })
     }
@@ -1030,6 +1040,33 @@ mod tests {
         let err = Config::from_toml(MINIMAL, &env(&[("LEADSYNC__API__PAGE_SIZE", "10.5")]))
             .expect_err("10.5 is not a whole number");
         assert_eq!(err.setting, "api.page_size");
+    }
+
+    #[test]
+    fn a_filter_or_format_that_would_log_nothing_is_refused_listing_the_choices() {
+        let err = error_of(&format!("{MINIMAL}[log]\nfilter = \"infoo\"\n"));
+        assert_eq!(err.setting, "log.filter");
+        assert!(
+            err.problem.contains("trace, debug, info, warn, error, off"),
+            "{err}"
+        );
+        let err = error_of(&format!("{MINIMAL}[log]\nformat = \"yaml\"\n"));
+        assert_eq!(err.setting, "log.format");
+        assert!(err.problem.contains("auto, json, text"), "{err}");
+        for filter in ["info", "warn,leadsync=debug", "leadsync::sync=trace", "OFF"] {
+            let toml = format!("{MINIMAL}[log]\nfilter = {filter:?}\n");
+            assert!(
+                Config::from_toml(&toml, &HashMap::new()).is_ok(),
+                "{filter}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_file_the_error_says_no_config_file_was_given() {
+        let err = Config::load(None, &HashMap::new()).expect_err("nothing configured");
+        assert!(err.problem.contains("no config file was given"), "{err}");
+        assert!(err.problem.contains("LEADSYNC_CONFIG"), "{err}");
     }
 
     #[test]

@@ -32,6 +32,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    if let Some(problem) = telemetry::env_filter_problem() {
+        return Ok(Outcome::Config(ConfigError {
+            setting: "RUST_LOG".into(),
+            problem,
+        }));
+    }
     match &cli.command {
         Command::Demo {
             database_url,
@@ -58,7 +64,16 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let env: HashMap<String, String> = std::env::vars().collect();
             let config = match Config::load(cli.config.as_deref(), &env) {
                 Ok(config) => config,
-                Err(err) => return Ok(Outcome::Config(err)),
+                Err(mut err) => {
+                    // The path came from the environment, not the command line: say so.
+                    let on_command_line = std::env::args().any(|arg| {
+                        arg == "-c" || arg == "--config" || arg.starts_with("--config=")
+                    });
+                    if err.setting == "--config" && !on_command_line {
+                        err.setting = "LEADSYNC_CONFIG".into();
+                    }
+                    return Ok(Outcome::Config(err));
+                }
             };
             telemetry::init(config.log.format, &config.log.filter);
             return commands::execute(command, &config, &env).await;

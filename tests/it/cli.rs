@@ -21,7 +21,15 @@ const VALID: &str = "[database]\nurl = \"postgres://postgres@127.0.0.1:1/none\"\
 
 #[test]
 fn configuration_errors_exit_78_with_one_line_naming_the_setting() {
-    let cases: [(&str, &str); 13] = [
+    let cases: [(&str, &str); 15] = [
+        (
+            "[database]\nurl = \"postgres://x/y\"\n[log]\nfilter = \"infoo\"\n[[bots]]\nuid = \"b\"\n",
+            "log.filter",
+        ),
+        (
+            "[database]\nurl = \"postgres://x/y\"\n[log]\nformat = \"yaml\"\n[[bots]]\nuid = \"b\"\n",
+            "log.format",
+        ),
         (
             "[database]\nurl = \"postgres://x/y\"\n[api]\npage_size = \"100\"\n[[bots]]\nuid = \"b\"\n",
             "api.page_size",
@@ -320,4 +328,44 @@ async fn an_unmigrated_schema_says_to_run_leadsync_migrate_and_which_setting() {
     assert!(stdout.contains("applied 0 migration(s)"), "{stdout}");
     let (code, _, stderr) = leadsync_command(&config, &["status"]).await;
     assert_eq!(code, Some(0), "{stderr}");
+}
+
+/// `leadsync ARGS` with no `--config`, the environment cleared but for `env`.
+fn leadsync_bare(env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_leadsync"));
+    command.args(args).env_clear();
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run leadsync")
+}
+
+#[test]
+fn an_invalid_rust_log_and_a_missing_config_file_exit_78_saying_so() {
+    let config = write_config(VALID);
+    let out = leadsync(
+        &config,
+        &[("CHATOFAI_API_KEY", "k"), ("RUST_LOG", "infoo")],
+        &["sync"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("RUST_LOG"), "{stderr}");
+
+    let out = leadsync_bare(&[("CHATOFAI_API_KEY", "k")], &["sync"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no config file was given"), "{stderr}");
+
+    let out = leadsync_bare(
+        &[("LEADSYNC_CONFIG", "/nonexistent/leadsync.toml")],
+        &["sync"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("LEADSYNC_CONFIG: /nonexistent/leadsync.toml"),
+        "{stderr}"
+    );
 }
