@@ -28,8 +28,10 @@ pub enum Outcome {
     Failed,
     /// Some bots failed while others succeeded.
     Partial,
-    /// A setting or flag is wrong; nothing was done.
+    /// A setting is wrong; nothing was done.
     Config(ConfigError),
+    /// A flag's value is wrong (exit 2, as for clap's own usage errors); nothing was done.
+    Usage(ConfigError),
 }
 
 impl From<ConfigError> for Outcome {
@@ -112,7 +114,7 @@ async fn with_api(
                 .collect()
             {
                 Ok(only) => only,
-                Err(err) => return Ok(Outcome::Config(err)),
+                Err(err) => return Ok(Outcome::Usage(err)),
             };
             let reports = app::sync_once(config, pool, keys, &only, cancel).await?;
             Ok(match app::tally(&reports) {
@@ -136,7 +138,7 @@ async fn with_api(
             let bots = match bot {
                 Some(name) => match configured_bot(config, name) {
                     Ok(bot) => vec![bot],
-                    Err(err) => return Ok(err.into()),
+                    Err(err) => return Ok(Outcome::Usage(err)),
                 },
                 None => config.bots.iter().map(|bot| bot.uid.clone()).collect(),
             };
@@ -159,11 +161,11 @@ async fn backfill(
 ) -> anyhow::Result<Outcome> {
     let bot = match configured_bot(config, bot) {
         Ok(bot) => bot,
-        Err(err) => return Ok(err.into()),
+        Err(err) => return Ok(Outcome::Usage(err)),
     };
     let last = to.unwrap_or_else(|| Utc::now().date_naive());
     let Some(range) = DayRange::new(from, last + Days::new(1)) else {
-        return Ok(Outcome::Config(ConfigError {
+        return Ok(Outcome::Usage(ConfigError {
             setting: "--from".into(),
             problem: format!("{from} is after --to {last}"),
         }));
@@ -181,8 +183,12 @@ async fn backfill(
             Ok(Outcome::Success)
         }
         RunOutcome::Skipped => {
-            eprintln!("leadsync: {bot} is being synced by another process; try again");
-            Ok(Outcome::Failed)
+            // As for `sync`, a bot another process holds counts as success (README, "Exit
+            // codes"): nothing is wrong, the other process is doing the work.
+            println!(
+                "backfill of {bot} skipped: another process is syncing it; run it again when that ends"
+            );
+            Ok(Outcome::Success)
         }
         RunOutcome::Interrupted => Ok(Outcome::Failed),
         RunOutcome::Failed(err) => Err(err.into()),
@@ -241,7 +247,7 @@ async fn forget(
 ) -> anyhow::Result<Outcome> {
     let keys = match erasure_keys(emails, phones, conversations) {
         Ok(keys) => keys,
-        Err(err) => return Ok(err.into()),
+        Err(err) => return Ok(Outcome::Usage(err)),
     };
     app::prepare_database(config, pool, SchemaUse::Write).await?;
     let erased = ops::forget(pool, &keys).await?;

@@ -16,6 +16,8 @@ use leadsync::{
 const EXIT_FAILURE: u8 = 1;
 /// Some bots failed while others succeeded.
 const EXIT_PARTIAL: u8 = 3;
+/// A flag's value is wrong (clap exits 2 for its own usage errors too).
+const EXIT_USAGE: u8 = 2;
 /// The configuration is invalid (sysexits' EX_CONFIG); nothing was done.
 const EXIT_CONFIG: u8 = 78;
 
@@ -88,6 +90,10 @@ fn exit_code(result: anyhow::Result<Outcome>) -> ExitCode {
         Ok(Outcome::Failed) => ExitCode::from(EXIT_FAILURE),
         Ok(Outcome::Partial) => ExitCode::from(EXIT_PARTIAL),
         Ok(Outcome::Config(err)) => config_error(&err),
+        Ok(Outcome::Usage(err)) => {
+            eprintln!("leadsync: usage error: {err}");
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(err) => {
             eprintln!("leadsync: {}", leadsync::errors::describe(&err));
             ExitCode::from(EXIT_FAILURE)

@@ -369,3 +369,62 @@ fn an_invalid_rust_log_and_a_missing_config_file_exit_78_saying_so() {
         "{stderr}"
     );
 }
+
+#[test]
+fn command_line_mistakes_exit_2_naming_the_flag() {
+    let config = write_config(VALID);
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &[
+                "backfill",
+                "--bot",
+                BOT_A,
+                "--from",
+                "2024-02-01",
+                "--to",
+                "2024-01-01",
+            ],
+            "--from",
+        ),
+        (
+            &["backfill", "--bot", BOT_A, "--from", "2024/01/01"],
+            "YYYY-MM-DD",
+        ),
+        (
+            &["backfill", "--bot", "nope", "--from", "2024-01-01"],
+            "--bot",
+        ),
+        (&["sync", "--bot", "nope"], "--bot"),
+        (&["verify", "--bot", "nope"], "--bot"),
+        (&["forget", "--email", ""], "--email"),
+        (&["verify", "--days", "0"], "--days"),
+        (&["verify", "--days", "100000"], "1..=366"),
+        (&["demo", "--fault-rate", "1.0"], "0.0 to 0.9"),
+    ];
+    for (args, wanted) in cases {
+        let out = leadsync(&config, &[("CHATOFAI_API_KEY", "k")], args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(wanted), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_backfill_of_a_bot_another_process_holds_is_skipped_with_exit_0() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    assert_all_succeeded(&h.sync().await);
+    let bot = leadsync::domain::BotUid::parse(BOT_A).expect("uid");
+    let lock = leadsync::store::try_lock_bot(&h.db.pool, &bot)
+        .await
+        .expect("query")
+        .expect("the lock is free");
+    let config = write_config(&h.config_toml(""));
+    let (code, stdout, stderr) = leadsync_command(
+        &config,
+        &["backfill", "--bot", BOT_A, "--from", "2024-01-01"],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("skipped"), "{stdout}");
+    lock.release().await.expect("release the lock");
+}
