@@ -243,6 +243,7 @@ pub fn sync_run_failed(bot: &BotUid, error: &SyncError, counts: &RunCounts, elap
         error_kind = %error.kind(),
         status = error.status(),
         request_id = error.request_id(),
+        hint = error.hint(),
         requests = counts.requests,
         inserted = counts.inserted,
         updated = counts.updated,

@@ -83,11 +83,21 @@ pub async fn check(
             let _ = writeln!(out, "bot {}: FAILED: no API key", bot.uid);
             continue;
         };
-        match base
-            .with_key(key.clone())
-            .fetch_leads_page(&bot.uid, &query)
-            .await
-        {
+        // The normal retry policy: `check` is the unit's ExecStartPre, and one 503 must not
+        // keep the daemon from starting.
+        let client = base.with_key(key.clone());
+        let mut attempts = 1_u64;
+        let result = config
+            .retry
+            .run(
+                || client.fetch_leads_page(&bot.uid, &query),
+                |err, delay| {
+                    crate::events::request_retried(attempts, err, delay);
+                    attempts += 1;
+                },
+            )
+            .await;
+        match result {
             Ok(page) => {
                 let beliefs = store::load_beliefs(pool, &bot.uid).await.ok();
                 // Under a whole-chatbot total the number is not today's.
@@ -119,6 +129,9 @@ pub async fn check(
             Err(err) => {
                 ok = false;
                 let _ = writeln!(out, "bot {}: FAILED: {err}", bot.uid);
+                if let Some(hint) = err.hint() {
+                    let _ = writeln!(out, "  GET {}: {hint}", base.leads_url(&bot.uid));
+                }
             }
         }
     }

@@ -428,3 +428,40 @@ async fn a_backfill_of_a_bot_another_process_holds_is_skipped_with_exit_0() {
     assert!(stdout.contains("skipped"), "{stdout}");
     lock.release().await.expect("release the lock");
 }
+
+#[tokio::test]
+async fn check_retries_a_transient_failure_and_points_a_401_at_the_key_and_a_404_at_the_url() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    let config = write_config(&h.config_toml(""));
+    assert_eq!(leadsync_command(&config, &["migrate"]).await.0, Some(0));
+
+    // One 503, as a load balancer sends: retried with the normal policy, so check passes.
+    h.world
+        .push_faults(Some(BOT_A), [Fault::ServiceUnavailable]);
+    let (code, stdout, stderr) = leadsync_command(&config, &["check"]).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("bot {BOT_A}: ok")), "{stdout}");
+
+    h.world.push_faults(Some(BOT_A), [Fault::Unauthorized]);
+    let (code, stdout, _) = leadsync_command(&config, &["check"]).await;
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("HTTP 401"), "{stdout}");
+    assert!(stdout.contains("CHATOFAI_API_KEY"), "{stdout}");
+
+    // A base_url without the API's path: the 404 shows what was asked for.
+    let base = h.api.base_url();
+    let wrong = base.trim_end_matches("/api/v1/backend").to_owned();
+    assert_ne!(wrong, base, "the fake serves under /api/v1/backend");
+    let toml = h.config_toml("").replace(
+        &format!("base_url = {base:?}"),
+        &format!("base_url = {wrong:?}"),
+    );
+    let (code, stdout, _) = leadsync_command(&write_config(&toml), &["check"]).await;
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("HTTP 404"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("GET {wrong}/chatbot/{BOT_A}/leads")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("api.base_url"), "{stdout}");
+}
