@@ -23,6 +23,10 @@ use crate::{
 
 pub const DEFAULT_BASE_URL: &str = "https://chatof.ai/api/v1/backend";
 pub const API_KEY_ENV: &str = "CHATOFAI_API_KEY";
+/// leadsync's own events from info up, other crates' (sqlx, tokio-cron-scheduler) only from
+/// warn: their info lines ("relation ... already exists, skipping", "Job creator created") say
+/// nothing to an operator.
+pub const DEFAULT_LOG_FILTER: &str = "warn,leadsync=info";
 /// "All history" when `sync.backfill_from` is not set: before ChatofAI existed.
 pub const ALL_HISTORY_FROM: NaiveDate = NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date");
 
@@ -349,7 +353,7 @@ impl Default for RawLog {
     fn default() -> Self {
         Self {
             format: "auto".into(),
-            filter: "info".into(),
+            filter: DEFAULT_LOG_FILTER.into(),
         }
     }
 }

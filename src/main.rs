@@ -58,7 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             fault_rate,
             seed,
         } => {
-            telemetry::init(LogFormat::Auto, "info");
+            telemetry::init(LogFormat::Auto, leadsync::config::DEFAULT_LOG_FILTER);
             commands::serve_fake_api(*listen, *bots, *leads, *days, api_key, *fault_rate, *seed)
                 .await?;
         }

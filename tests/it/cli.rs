@@ -465,3 +465,29 @@ async fn check_retries_a_transient_failure_and_points_a_401_at_the_key_and_a_404
     );
     assert!(stdout.contains("api.base_url"), "{stdout}");
 }
+
+#[tokio::test]
+async fn every_line_of_a_run_carries_its_span_prefetched_pages_included() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 300, days_ago(3), days_ago(0), 90);
+    // Transient faults on many requests: the retried pages are mostly read ahead.
+    h.world.set_random_faults(0.3, 7);
+    let config = write_config(&h.config_toml("[log]\nformat = \"json\"\n"));
+    let (code, _, stderr) = leadsync_command(&config, &["sync"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON"))
+        .collect();
+    let retried: Vec<_> = lines
+        .iter()
+        .filter(|l| l["message"] == "request_retried")
+        .collect();
+    assert!(retried.len() >= 3, "{stderr}");
+    for line in retried {
+        assert_eq!(line["span"]["bot_uid"], BOT_A, "{line}");
+        assert!(line["span"]["run_id"].is_string(), "{line}");
+    }
+    h.assert_copy_is_exact().await;
+}

@@ -428,3 +428,23 @@ async fn a_daemon_on_an_unmigrated_schema_says_to_run_leadsync_migrate() {
     d.wait_for_event("shutdown_completed").await;
     assert_eq!(d.exit_code().await, Some(0));
 }
+
+#[tokio::test]
+async fn by_default_the_daemon_logs_only_leadsyncs_own_events_and_an_idle_run_moves_no_mark() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 20, days_ago(2), days_ago(0), 91);
+    // Migrated already, so the start-up migration meets "_sqlx_migrations already exists".
+    let config = write_config(&h.config_toml(""));
+    assert_eq!(leadsync_command(&config, &["migrate"]).await.0, Some(0));
+    let mut d = daemon(&h, &[]);
+    d.wait_for("the first run", |l| finished_with(l, BOT_A))
+        .await;
+    d.signal("TERM");
+    let lines = d.all_lines().await;
+    assert!(lines.iter().any(|l| l["message"] == "shutdown_completed"));
+    for line in &lines {
+        let target = line["target"].as_str().unwrap_or_default();
+        assert!(target.starts_with("leadsync"), "a third-party line: {line}");
+    }
+}
