@@ -176,9 +176,12 @@ async fn backfill(
     match report.outcome {
         RunOutcome::Succeeded => {
             let c = report.counts;
+            // Days inclusive here (as the flags); the logs' ranges end exclusive, a day later.
             println!(
-                "backfill of {bot} {from}..{last}: {} requests, {} inserted, {} updated, {} unchanged, {} rejected",
-                c.requests, c.inserted, c.updated, c.unchanged, c.rejected
+                "backfill of {bot} from {from} through {last}: {} requests, {} inserted, \
+                 {} updated, {} unchanged, {} expired (older than retention.max_age_days, not \
+                 stored), {} forgotten (erased, not stored), {} rejected",
+                c.requests, c.inserted, c.updated, c.unchanged, c.expired, c.forgotten, c.rejected
             );
             Ok(Outcome::Success)
         }
