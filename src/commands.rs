@@ -216,11 +216,22 @@ async fn verify(
                 } else if drifts.is_empty() {
                     println!("{bot}: the last {days} days match the API");
                 } else {
-                    println!("{bot}: {} days differ from the API", drifts.len());
+                    let n = drifts.len();
+                    println!(
+                        "{bot}: {n} {} from the API",
+                        if n == 1 { "day differs" } else { "days differ" }
+                    );
                     for d in &drifts {
                         println!(
                             "  {}  api {}  stored {}  missing {}  extra {}",
                             d.day, d.api, d.stored, d.missing, d.extra
+                        );
+                    }
+                    if drifts.iter().any(|d| d.extra > 0) {
+                        println!(
+                            "  extra: stored leads the API no longer lists (deleted in ChatofAI); \
+                             --repair does not delete them: remove them with `leadsync forget \
+                             --conversation UID` if they should go, or accept the drift"
                         );
                     }
                 }
@@ -292,7 +303,9 @@ pub async fn serve_fake_api(
 ) -> anyhow::Result<()> {
     let (world, uids) = demo::fake_api_world(bots, leads, days, api_key, seed);
     world.set_random_faults(fault_rate.clamp(0.0, 0.9), seed);
-    let api = FakeApi::start_on(world, listen).await?;
+    let api = FakeApi::start_on(world, listen)
+        .await
+        .with_context(|| format!("--listen: cannot listen on {listen}"))?;
     println!(
         "fake ChatofAI API at {} (Bearer key {api_key:?})",
         api.base_url()

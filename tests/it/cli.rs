@@ -491,3 +491,38 @@ async fn every_line_of_a_run_carries_its_span_prefetched_pages_included() {
     }
     h.assert_copy_is_exact().await;
 }
+
+#[tokio::test]
+async fn status_of_a_never_synced_bot_says_never_and_its_json_names_the_bot() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    let toml = h.config_toml("").replace(
+        &format!("uid = {BOT_A:?}\n"),
+        &format!("uid = {BOT_A:?}\nname = \"Sales\"\n"),
+    );
+    let config = write_config(&toml);
+    assert_eq!(leadsync_command(&config, &["migrate"]).await.0, Some(0));
+    let (code, stdout, stderr) = leadsync_command(&config, &["status"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("  last run          never\n"), "{stdout}");
+    let (code, stdout, _) = leadsync_command(&config, &["status", "--json"]).await;
+    assert_eq!(code, Some(0));
+    let rows: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(rows[0]["name"], "Sales", "{stdout}");
+    assert_eq!(rows[0]["bot_uid"], BOT_A, "{stdout}");
+}
+
+#[test]
+fn fake_api_on_a_busy_port_names_the_address() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr").to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_leadsync"))
+        .args(["fake-api", "--listen", &addr])
+        .output()
+        .expect("run fake-api");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--listen: cannot listen on {addr}")),
+        "{stderr}"
+    );
+}
