@@ -526,3 +526,24 @@ fn fake_api_on_a_busy_port_names_the_address() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_demo_whose_runs_fail_says_so_and_exits_1() {
+    let db = TestDb::new().await;
+    let url = db.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_leadsync"))
+            .args(["demo", "--database-url", &url, "--fault-rate", "0.9"])
+            .env_remove("RUST_LOG")
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run the demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("failed their first sync"), "{stdout}");
+    assert!(!stdout.contains("reads only the days"), "{stdout}");
+    assert!(stderr.contains("of the demo's 6 runs failed"), "{stderr}");
+}
