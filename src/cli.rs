@@ -108,6 +108,10 @@ pub enum Command {
         /// Share of API requests the fake fails in assorted ways (0.0 to 0.9).
         #[arg(long, default_value_t = 0.15, value_parser = parse_fault_rate)]
         fault_rate: f64,
+        /// Also log every run's events (windows, retries, runs finished) on stderr; without it
+        /// only errors are logged and the tables are the output.
+        #[arg(long)]
+        verbose: bool,
     },
     /// Serve the fake ChatofAI API for local experiments, until Ctrl-C.
     FakeApi {

@@ -44,9 +44,15 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Demo {
             database_url,
             fault_rate,
+            verbose,
         } => {
-            // The run's info events (windows committed, runs finished) are the progress display.
-            telemetry::init(LogFormat::Text, "leadsync=info");
+            // The tables are the demo's output; the runs' events only when asked for.
+            let filter = if *verbose {
+                "leadsync=info"
+            } else {
+                "leadsync=error"
+            };
+            telemetry::init(LogFormat::Text, filter);
             demo::run_demo(database_url, *fault_rate).await?;
         }
         Command::FakeApi {

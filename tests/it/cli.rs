@@ -547,3 +547,32 @@ async fn a_demo_whose_runs_fail_says_so_and_exits_1() {
     assert!(!stdout.contains("reads only the days"), "{stdout}");
     assert!(stderr.contains("of the demo's 6 runs failed"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_demo_prints_its_tables_and_logs_the_runs_only_with_verbose() {
+    for verbose in [false, true] {
+        let db = TestDb::new().await;
+        let url = db.url.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut args = vec!["demo", "--database-url", &url, "--fault-rate", "0.0"];
+            if verbose {
+                args.push("--verbose");
+            }
+            Command::new(env!("CARGO_BIN_EXE_leadsync"))
+                .args(&args)
+                .env_remove("RUST_LOG")
+                .output()
+        })
+        .await
+        .expect("join")
+        .expect("run the demo");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+        assert!(stdout.contains("The copy matches"), "{stdout}");
+        assert_eq!(stderr.contains("sync_run_finished"), verbose, "{stderr}");
+        if !verbose {
+            assert_eq!(stderr, "", "no log lines without --verbose");
+        }
+    }
+}
