@@ -30,14 +30,117 @@ pub fn connect(config: &Config) -> anyhow::Result<store::Pool> {
     ))
 }
 
-/// `leadsync migrate`: brings the schema up to date.
+/// `leadsync migrate`: brings the schema up to date. A role that may not create tables gets
+/// told what to do instead.
 pub async fn migrate(pool: &store::Pool) -> anyhow::Result<()> {
     let started = Instant::now();
-    store::migrate(pool)
-        .await
-        .context("applying database migrations")?;
-    events::migrations_applied(started.elapsed());
+    let pending = store::pending_migrations(pool).await.unwrap_or_default();
+    if let Err(err) = store::migrate(pool).await {
+        let denied = matches!(&err, sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(db))
+            if db.code().as_deref() == Some(INSUFFICIENT_PRIVILEGE));
+        let err = if denied {
+            anyhow::Error::new(MigrationDenied {
+                cause: crate::errors::describe_error(&err),
+            })
+        } else {
+            anyhow::Error::from(err)
+        };
+        return Err(err.context("applying database migrations"));
+    }
+    events::migrations_applied(pending.len(), started.elapsed());
     Ok(())
+}
+
+/// Migrating failed for want of privileges: retrying will not help.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{cause} (this role may not change the schema: run `leadsync migrate` as the role that owns \
+     it, and set database.migrate_on_start = false for this one)"
+)]
+pub struct MigrationDenied {
+    cause: String,
+}
+
+/// SQLSTATE 42501.
+const INSUFFICIENT_PRIVILEGE: &str = "42501";
+
+/// Where `database.url` points, for messages: `host:port/database as user`, never the password.
+pub fn database_target(config: &Config) -> String {
+    match store::connect_options(&config.database.url) {
+        Ok(options) => format!(
+            "{}:{}/{} as {}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("(default database)"),
+            options.get_username()
+        ),
+        Err(_) => "database.url".to_owned(),
+    }
+}
+
+/// Connects once, directly. The pool retries a refused connection until
+/// `database.acquire_timeout_secs` and then reports only "pool timed out"; this fails at once
+/// with the cause (refused, no such database or role, wrong password, TLS) and where.
+pub async fn reach_database(config: &Config) -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    let options = store::connect_options(&config.database.url).context("database.url")?;
+    let target = database_target(config);
+    let timeout = config.database.acquire_timeout;
+    match tokio::time::timeout(timeout, sqlx::PgConnection::connect_with(&options)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(err)) => Err(anyhow::anyhow!(
+            "cannot connect to the database at {target} (database.url): {}",
+            crate::errors::describe_error(&err)
+        )),
+        Err(_) => Err(anyhow::anyhow!(
+            "cannot connect to the database at {target} (database.url): no answer within {} s \
+             (database.acquire_timeout_secs)",
+            timeout.as_secs()
+        )),
+    }
+}
+
+/// What a command needs of the schema before it starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaUse {
+    /// Reads only (`status`): the schema must be current; nothing is migrated.
+    Read,
+    /// Writes: migrated first when `database.migrate_on_start` is true, else it must be current.
+    Write,
+}
+
+/// Before a command's first query: the database answers (see [`reach_database`]) and the
+/// schema is current, or made so. An unmigrated schema fails here, with what to do, instead of
+/// on whichever table or function the command happens to touch first.
+pub async fn prepare_database(
+    config: &Config,
+    pool: &store::Pool,
+    schema: SchemaUse,
+) -> anyhow::Result<()> {
+    reach_database(config).await?;
+    if schema == SchemaUse::Write && config.database.migrate_on_start {
+        return migrate(pool).await;
+    }
+    schema_is_current(pool).await
+}
+
+/// Fails with what to do when migrations are pending.
+pub async fn schema_is_current(pool: &store::Pool) -> anyhow::Result<()> {
+    let pending = store::pending_migrations(pool)
+        .await
+        .context("reading the applied migrations")?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "schema not migrated ({} of {} migrations pending): run `leadsync migrate`, or set \
+         database.migrate_on_start = true",
+        pending.len(),
+        store::MIGRATOR.iter().count()
+    )
 }
 
 /// Records the configured bots' names for the analysts' views (`bots`, `latest_leads`, ...).
@@ -137,9 +240,7 @@ pub async fn sync_once(
     only: &[BotUid],
     cancel: CancellationToken,
 ) -> anyhow::Result<Vec<RunReport>> {
-    if config.database.migrate_on_start {
-        migrate(pool).await?;
-    }
+    prepare_database(config, pool, SchemaUse::Write).await?;
     record_bots(config, pool).await?;
     let syncer = Syncer::new(config, pool, keys, cancel)?;
     let bots: Vec<BotUid> = config

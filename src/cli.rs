@@ -55,13 +55,14 @@ pub enum Command {
     /// Re-read a range of days for one bot (after an outage, or to pick up edits older than
     /// the lookback). Never moves the high-water mark backwards.
     Backfill {
+        /// The bot to re-read; it must be configured.
         #[arg(long, value_name = "UID")]
         bot: String,
         /// First day, YYYY-MM-DD.
-        #[arg(long, value_name = "DATE")]
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day)]
         from: NaiveDate,
-        /// Last day, YYYY-MM-DD (default: today, UTC).
-        #[arg(long, value_name = "DATE")]
+        /// Last day, YYYY-MM-DD, included (default: today, UTC).
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day)]
         to: Option<NaiveDate>,
     },
     /// Prove the copy complete: for each of the last N days, compare the leads the API lists
@@ -70,7 +71,9 @@ pub enum Command {
         /// Only this bot (default: all configured bots).
         #[arg(long, value_name = "UID")]
         bot: Option<String>,
-        #[arg(long, default_value_t = 7, value_name = "N")]
+        /// How many days back from today, UTC (1 to 366, as verify.days).
+        #[arg(long, default_value_t = 7, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..=366))]
         days: u32,
         /// Re-sync the days that differ, then look again.
         #[arg(long)]
@@ -103,11 +106,16 @@ pub enum Command {
         #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DEMO_DATABASE_URL)]
         database_url: String,
         /// Share of API requests the fake fails in assorted ways (0.0 to 0.9).
-        #[arg(long, default_value_t = 0.15)]
+        #[arg(long, default_value_t = 0.15, value_parser = parse_fault_rate)]
         fault_rate: f64,
+        /// Also log every run's events (windows, retries, runs finished) on stderr; without it
+        /// only errors are logged and the tables are the output.
+        #[arg(long)]
+        verbose: bool,
     },
     /// Serve the fake ChatofAI API for local experiments, until Ctrl-C.
     FakeApi {
+        /// Address to serve on (port 0: any free port; the URL is printed).
         #[arg(long, default_value = "127.0.0.1:8089")]
         listen: SocketAddr,
         /// How many bots (their uids are printed at start).
@@ -123,9 +131,25 @@ pub enum Command {
         #[arg(long, default_value = "demo-key")]
         api_key: String,
         /// Share of requests failing in assorted transient ways (0.0 to 0.9).
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, value_parser = parse_fault_rate)]
         fault_rate: f64,
+        /// Seed of the generated leads and faults: the same seed serves the same data.
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+/// A day as `YYYY-MM-DD`; the error says so (chrono's own says "input contains invalid
+/// characters").
+fn parse_day(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("{text:?} is not a date YYYY-MM-DD"))
+}
+
+/// A share of requests to fail, 0.0 to 0.9 (at 1.0 nothing would ever succeed).
+fn parse_fault_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if (0.0..=0.9).contains(&rate) => Ok(rate),
+        _ => Err(format!("{text:?} is not a share from 0.0 to 0.9")),
+    }
 }

@@ -9,14 +9,14 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    app::{self, Syncer},
+    app::{self, SchemaUse, Syncer},
     cli::Command,
     config::{Config, ConfigError},
     daemon, demo,
     domain::{BotUid, DayRange, ErasureKey, InvalidErasureKey},
     fake_api::FakeApi,
     ops, shutdown,
-    store::Pool,
+    store::{self, Pool},
     sync::{RunOutcome, RunRequest},
 };
 
@@ -28,8 +28,10 @@ pub enum Outcome {
     Failed,
     /// Some bots failed while others succeeded.
     Partial,
-    /// A setting or flag is wrong; nothing was done.
+    /// A setting is wrong; nothing was done.
     Config(ConfigError),
+    /// A flag's value is wrong (exit 2, as for clap's own usage errors); nothing was done.
+    Usage(ConfigError),
 }
 
 impl From<ConfigError> for Outcome {
@@ -49,7 +51,23 @@ pub async fn execute(
 ) -> anyhow::Result<Outcome> {
     let pool = app::connect(config)?;
     match command {
-        Command::Migrate => app::migrate(&pool).await.map(|()| Outcome::Success),
+        // `check` reports the database itself, with everything else.
+        Command::Check => {}
+        Command::Migrate => app::reach_database(config).await?,
+        Command::Status { .. } => app::prepare_database(config, &pool, SchemaUse::Read).await?,
+        _ => {}
+    }
+    match command {
+        Command::Migrate => {
+            let pending = store::pending_migrations(&pool).await.unwrap_or_default();
+            app::migrate(&pool).await?;
+            println!(
+                "applied {} migration(s); the schema is current ({} in all)",
+                pending.len(),
+                store::MIGRATOR.iter().count()
+            );
+            Ok(Outcome::Success)
+        }
         Command::Status { json } => {
             print!("{}", ops::status(config, &pool, *json).await?);
             Ok(Outcome::Success)
@@ -96,7 +114,7 @@ async fn with_api(
                 .collect()
             {
                 Ok(only) => only,
-                Err(err) => return Ok(Outcome::Config(err)),
+                Err(err) => return Ok(Outcome::Usage(err)),
             };
             let reports = app::sync_once(config, pool, keys, &only, cancel).await?;
             Ok(match app::tally(&reports) {
@@ -120,10 +138,11 @@ async fn with_api(
             let bots = match bot {
                 Some(name) => match configured_bot(config, name) {
                     Ok(bot) => vec![bot],
-                    Err(err) => return Ok(err.into()),
+                    Err(err) => return Ok(Outcome::Usage(err)),
                 },
                 None => config.bots.iter().map(|bot| bot.uid.clone()).collect(),
             };
+            app::prepare_database(config, pool, SchemaUse::Write).await?;
             let syncer = Syncer::new(config, pool, keys, cancel)?;
             verify(&syncer, &bots, *days, *repair, *json).await
         }
@@ -142,32 +161,37 @@ async fn backfill(
 ) -> anyhow::Result<Outcome> {
     let bot = match configured_bot(config, bot) {
         Ok(bot) => bot,
-        Err(err) => return Ok(err.into()),
+        Err(err) => return Ok(Outcome::Usage(err)),
     };
     let last = to.unwrap_or_else(|| Utc::now().date_naive());
     let Some(range) = DayRange::new(from, last + Days::new(1)) else {
-        return Ok(Outcome::Config(ConfigError {
+        return Ok(Outcome::Usage(ConfigError {
             setting: "--from".into(),
             problem: format!("{from} is after --to {last}"),
         }));
     };
-    if config.database.migrate_on_start {
-        app::migrate(pool).await?;
-    }
+    app::prepare_database(config, pool, SchemaUse::Write).await?;
     let syncer = Syncer::new(config, pool, keys, cancel)?;
     let report = syncer.run_bot(&bot, RunRequest::backfill(range)).await;
     match report.outcome {
         RunOutcome::Succeeded => {
             let c = report.counts;
+            // Days inclusive here (as the flags); the logs' ranges end exclusive, a day later.
             println!(
-                "backfill of {bot} {from}..{last}: {} requests, {} inserted, {} updated, {} unchanged, {} rejected",
-                c.requests, c.inserted, c.updated, c.unchanged, c.rejected
+                "backfill of {bot} from {from} through {last}: {} requests, {} inserted, \
+                 {} updated, {} unchanged, {} expired (older than retention.max_age_days, not \
+                 stored), {} forgotten (erased, not stored), {} rejected",
+                c.requests, c.inserted, c.updated, c.unchanged, c.expired, c.forgotten, c.rejected
             );
             Ok(Outcome::Success)
         }
         RunOutcome::Skipped => {
-            eprintln!("leadsync: {bot} is being synced by another process; try again");
-            Ok(Outcome::Failed)
+            // As for `sync`, a bot another process holds counts as success (README, "Exit
+            // codes"): nothing is wrong, the other process is doing the work.
+            println!(
+                "backfill of {bot} skipped: another process is syncing it; run it again when that ends"
+            );
+            Ok(Outcome::Success)
         }
         RunOutcome::Interrupted => Ok(Outcome::Failed),
         RunOutcome::Failed(err) => Err(err.into()),
@@ -192,11 +216,22 @@ async fn verify(
                 } else if drifts.is_empty() {
                     println!("{bot}: the last {days} days match the API");
                 } else {
-                    println!("{bot}: {} days differ from the API", drifts.len());
+                    let n = drifts.len();
+                    println!(
+                        "{bot}: {n} {} from the API",
+                        if n == 1 { "day differs" } else { "days differ" }
+                    );
                     for d in &drifts {
                         println!(
                             "  {}  api {}  stored {}  missing {}  extra {}",
                             d.day, d.api, d.stored, d.missing, d.extra
+                        );
+                    }
+                    if drifts.iter().any(|d| d.extra > 0) {
+                        println!(
+                            "  extra: stored leads the API no longer lists (deleted in ChatofAI); \
+                             --repair does not delete them: remove them with `leadsync forget \
+                             --conversation UID` if they should go, or accept the drift"
                         );
                     }
                 }
@@ -226,11 +261,9 @@ async fn forget(
 ) -> anyhow::Result<Outcome> {
     let keys = match erasure_keys(emails, phones, conversations) {
         Ok(keys) => keys,
-        Err(err) => return Ok(err.into()),
+        Err(err) => return Ok(Outcome::Usage(err)),
     };
-    if config.database.migrate_on_start {
-        app::migrate(pool).await?;
-    }
+    app::prepare_database(config, pool, SchemaUse::Write).await?;
     let erased = ops::forget(pool, &keys).await?;
     println!(
         "forgot {} value(s): removed {} lead(s) and {} rejected record(s); \
@@ -249,9 +282,7 @@ async fn retention(config: &Config, pool: &Pool) -> anyhow::Result<Outcome> {
             problem: "not set: leads are kept forever, there is nothing to delete".into(),
         }));
     };
-    if config.database.migrate_on_start {
-        app::migrate(pool).await?;
-    }
+    app::prepare_database(config, pool, SchemaUse::Write).await?;
     let expired = ops::apply_retention(pool, max_age_days).await?;
     println!(
         "deleted {} lead(s) older than {max_age_days} days and {} rejected record(s) not seen since",
@@ -272,7 +303,9 @@ pub async fn serve_fake_api(
 ) -> anyhow::Result<()> {
     let (world, uids) = demo::fake_api_world(bots, leads, days, api_key, seed);
     world.set_random_faults(fault_rate.clamp(0.0, 0.9), seed);
-    let api = FakeApi::start_on(world, listen).await?;
+    let api = FakeApi::start_on(world, listen)
+        .await
+        .with_context(|| format!("--listen: cannot listen on {listen}"))?;
     println!(
         "fake ChatofAI API at {} (Bearer key {api_key:?})",
         api.base_url()

@@ -23,6 +23,10 @@ use crate::{
 
 pub const DEFAULT_BASE_URL: &str = "https://chatof.ai/api/v1/backend";
 pub const API_KEY_ENV: &str = "CHATOFAI_API_KEY";
+/// leadsync's own events from info up, other crates' (sqlx, tokio-cron-scheduler) only from
+/// warn: their info lines ("relation ... already exists, skipping", "Job creator created") say
+/// nothing to an operator.
+pub const DEFAULT_LOG_FILTER: &str = "warn,leadsync=info";
 /// "All history" when `sync.backfill_from` is not set: before ChatofAI existed.
 pub const ALL_HISTORY_FROM: NaiveDate = NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date");
 
@@ -169,8 +173,11 @@ struct RawConfig {
 #[serde(deny_unknown_fields, default)]
 struct RawDatabase {
     url: Option<String>,
+    #[serde(deserialize_with = "strict::whole")]
     max_connections: u32,
+    #[serde(deserialize_with = "strict::whole")]
     acquire_timeout_secs: u64,
+    #[serde(deserialize_with = "strict::boolean")]
     migrate_on_start: bool,
 }
 
@@ -189,10 +196,14 @@ impl Default for RawDatabase {
 #[serde(deny_unknown_fields, default)]
 struct RawApi {
     base_url: String,
+    #[serde(deserialize_with = "strict::whole")]
     page_size: u32,
+    #[serde(deserialize_with = "strict::whole")]
     timeout_secs: u64,
+    #[serde(deserialize_with = "strict::whole")]
     connect_timeout_secs: u64,
     key_file: Option<PathBuf>,
+    #[serde(deserialize_with = "strict::whole")]
     max_in_flight: usize,
 }
 
@@ -212,9 +223,13 @@ impl Default for RawApi {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawRetry {
+    #[serde(deserialize_with = "strict::whole")]
     max_attempts: u32,
+    #[serde(deserialize_with = "strict::whole")]
     initial_delay_ms: u64,
+    #[serde(deserialize_with = "strict::whole")]
     max_delay_ms: u64,
+    #[serde(deserialize_with = "strict::whole")]
     max_retry_after_secs: u64,
 }
 
@@ -233,11 +248,16 @@ impl Default for RawRetry {
 #[serde(deny_unknown_fields, default)]
 struct RawSync {
     backfill_from: Option<String>,
+    #[serde(deserialize_with = "strict::whole")]
     lookback_days: u32,
+    #[serde(deserialize_with = "strict::whole")]
     max_window_leads: u64,
+    #[serde(deserialize_with = "strict::whole")]
     max_window_rereads: u32,
+    #[serde(deserialize_with = "strict::whole")]
     max_concurrent_bots: usize,
     schedule: String,
+    #[serde(deserialize_with = "strict::boolean")]
     run_at_start: bool,
 }
 
@@ -258,6 +278,7 @@ impl Default for RawSync {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawHttp {
+    #[serde(deserialize_with = "strict::boolean")]
     enabled: bool,
     listen: String,
 }
@@ -274,6 +295,7 @@ impl Default for RawHttp {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawShutdown {
+    #[serde(deserialize_with = "strict::whole")]
     grace_secs: u64,
 }
 
@@ -287,7 +309,9 @@ impl Default for RawShutdown {
 #[serde(deny_unknown_fields, default)]
 struct RawVerify {
     schedule: Option<String>,
+    #[serde(deserialize_with = "strict::whole")]
     days: u32,
+    #[serde(deserialize_with = "strict::boolean")]
     repair: bool,
 }
 
@@ -304,6 +328,7 @@ impl Default for RawVerify {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawRetention {
+    #[serde(deserialize_with = "strict::optional_whole")]
     max_age_days: Option<u32>,
     schedule: String,
 }
@@ -320,15 +345,15 @@ impl Default for RawRetention {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawLog {
-    format: LogFormat,
+    format: String,
     filter: String,
 }
 
 impl Default for RawLog {
     fn default() -> Self {
         Self {
-            format: LogFormat::Auto,
-            filter: "info".into(),
+            format: "auto".into(),
+            filter: DEFAULT_LOG_FILTER.into(),
         }
     }
 }
@@ -340,6 +365,68 @@ struct RawBot {
     name: Option<String>,
     api_key_env: Option<String>,
     schedule: Option<String>,
+}
+
+/// Deserialisers that take a value only as its own type: the `config` crate would turn
+/// `page_size = "100"` into 100, `10.5` into 11 and `run_at_start = "yes"` into true. The
+/// error names the setting (the crate adds the key) and the type expected.
+mod strict {
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, Visitor};
+
+    struct Whole;
+
+    impl Visitor<'_> for Whole {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a whole number (no quotes, no decimals)")
+        }
+
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<u64, E> {
+            Ok(value)
+        }
+
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<u64, E> {
+            u64::try_from(value).map_err(|_| E::invalid_value(de::Unexpected::Signed(value), &self))
+        }
+    }
+
+    pub fn whole<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: TryFrom<u64>,
+    {
+        let value = deserializer.deserialize_any(Whole)?;
+        T::try_from(value).map_err(|_| de::Error::custom(format!("{value} is too large")))
+    }
+
+    pub fn optional_whole<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: TryFrom<u64>,
+    {
+        whole(deserializer).map(Some)
+    }
+
+    struct Boolean;
+
+    impl Visitor<'_> for Boolean {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("true or false (no quotes)")
+        }
+
+        fn visit_bool<E: de::Error>(self, value: bool) -> Result<bool, E> {
+            Ok(value)
+        }
+    }
+
+    pub fn boolean<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_any(Boolean)
+    }
 }
 
 // ---- loading -------------------------------------------------------------------------------
@@ -357,8 +444,15 @@ impl Config {
                 ));
             }
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+            return Self::build(builder, env);
         }
-        Self::build(builder, env)
+        // Settings from the environment alone can be complete; when they are not, the likelier
+        // mistake is the missing file.
+        Self::build(builder, env).map_err(|mut err| {
+            err.problem
+                .push_str(" (no config file was given: pass --config FILE or set LEADSYNC_CONFIG)");
+            err
+        })
     }
 
     /// The same as [`Config::load`] with the file's text given directly (demo, tests).
@@ -728,10 +822,13 @@ impl RawRetention {
 
 impl RawLog {
     fn validate(self) -> Result<LogSettings, ConfigError> {
-        tracing_subscriber::EnvFilter::try_new(&self.filter)
-            .map_err(|err| ConfigError::new("log.filter", format!("invalid filter ({err})")))?;
+        crate::telemetry::parse_filter(&self.filter)
+            .map_err(|problem| ConfigError::new("log.filter", problem))?;
         Ok(LogSettings {
-            format: self.format,
+            format: self
+                .format
+                .parse::<LogFormat>()
+                .map_err(|problem| ConfigError::new("log.format", problem))?,
             filter: self.filter,
         })
     }
@@ -889,6 +986,91 @@ mod tests {
                 "{err} should name {setting}"
             );
         }
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_refused_naming_the_setting_and_the_type() {
+        let cases = [
+            (
+                "[api]\npage_size = \"100\"\n",
+                "api.page_size",
+                "whole number",
+            ),
+            ("[api]\npage_size = 10.5\n", "api.page_size", "whole number"),
+            ("[api]\npage_size = -1\n", "api.page_size", "whole number"),
+            (
+                "[sync]\nrun_at_start = \"yes\"\n",
+                "sync.run_at_start",
+                "true or false",
+            ),
+            (
+                "[sync]\nrun_at_start = 1\n",
+                "sync.run_at_start",
+                "true or false",
+            ),
+            (
+                "[retention]\nmax_age_days = \"30\"\n",
+                "retention.max_age_days",
+                "whole number",
+            ),
+            (
+                "[shutdown]\ngrace_secs = 1e3\n",
+                "shutdown.grace_secs",
+                "whole number",
+            ),
+        ];
+        for (extra, setting, expected) in cases {
+            let err = error_of(&format!("{MINIMAL}{extra}"));
+            assert_eq!(err.setting, setting, "{extra}: {err}");
+            assert!(err.problem.contains(expected), "{extra}: {err}");
+        }
+    }
+
+    #[test]
+    fn environment_values_are_typed_by_their_text() {
+        let config = Config::from_toml(
+            MINIMAL,
+            &env(&[
+                ("LEADSYNC__API__PAGE_SIZE", "25"),
+                ("LEADSYNC__SYNC__RUN_AT_START", "false"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(config.api.page_size, 25);
+        assert!(!config.sync.run_at_start);
+        let err = Config::from_toml(MINIMAL, &env(&[("LEADSYNC__SYNC__RUN_AT_START", "yes")]))
+            .expect_err("yes is not a boolean");
+        assert_eq!(err.setting, "sync.run_at_start");
+        let err = Config::from_toml(MINIMAL, &env(&[("LEADSYNC__API__PAGE_SIZE", "10.5")]))
+            .expect_err("10.5 is not a whole number");
+        assert_eq!(err.setting, "api.page_size");
+    }
+
+    #[test]
+    fn a_filter_or_format_that_would_log_nothing_is_refused_listing_the_choices() {
+        let err = error_of(&format!("{MINIMAL}[log]\nfilter = \"infoo\"\n"));
+        assert_eq!(err.setting, "log.filter");
+        assert!(
+            err.problem.contains("trace, debug, info, warn, error, off"),
+            "{err}"
+        );
+        let err = error_of(&format!("{MINIMAL}[log]\nformat = \"yaml\"\n"));
+        assert_eq!(err.setting, "log.format");
+        assert!(err.problem.contains("auto, json, text"), "{err}");
+        for filter in ["info", "warn,leadsync=debug", "leadsync::sync=trace", "OFF"] {
+            let toml = format!("{MINIMAL}[log]\nfilter = {filter:?}\n");
+            assert!(
+                Config::from_toml(&toml, &HashMap::new()).is_ok(),
+                "{filter}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_file_the_error_says_no_config_file_was_given() {
+        let err = Config::load(None, &HashMap::new()).expect_err("nothing configured");
+        assert!(err.problem.contains("no config file was given"), "{err}");
+        assert!(err.problem.contains("LEADSYNC_CONFIG"), "{err}");
     }
 
     #[test]

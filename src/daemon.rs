@@ -17,7 +17,7 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    app::{self, Syncer},
+    app::{self, SchemaUse, Syncer},
     config::Config,
     domain::BotUid,
     events, http,
@@ -55,11 +55,14 @@ pub async fn run(
         )));
     }
 
-    let ready = !config.database.migrate_on_start || wait_for_migrations(&pool, &cancel).await;
-    if ready {
+    let ready = wait_for_database(config, &pool, &cancel).await?;
+    if !ready {
+        // Stopped while waiting for the database: no run was started.
+        events::shutdown_completed(0, Duration::ZERO, false);
+    } else {
         // Names are labels for the analysts' views: a failure must not stop the syncing.
         if let Err(err) = app::record_bots(config, &pool).await {
-            events::bots_not_recorded(&format!("{err:#}"));
+            events::bots_not_recorded(&crate::errors::describe(&err));
         }
         let syncer = Arc::new(Syncer::new(config, &pool, keys, cancel.clone())?);
         let runner = Arc::new(BotRunner::new(syncer, config));
@@ -89,22 +92,34 @@ pub async fn run(
     Ok(())
 }
 
-/// Applies migrations, retrying with backoff while the database is unreachable. `false` if a
-/// shutdown came first.
-async fn wait_for_migrations(pool: &store::Pool, cancel: &CancellationToken) -> bool {
+/// Waits until the database answers and the schema is current (migrated first when
+/// `database.migrate_on_start`), retrying with backoff; `false` if a shutdown came first, even
+/// in the middle of an attempt. A role that may not migrate is not retried: it never will be.
+async fn wait_for_database(
+    config: &Config,
+    pool: &store::Pool,
+    cancel: &CancellationToken,
+) -> anyhow::Result<bool> {
     let mut delay = Duration::from_secs(1);
     for attempt in 1.. {
-        match app::migrate(pool).await {
-            Ok(()) => return true,
-            Err(err) => events::database_unavailable(attempt, &format!("{err:#}"), delay),
+        let result = tokio::select! {
+            () = cancel.cancelled() => return Ok(false),
+            result = app::prepare_database(config, pool, SchemaUse::Write) => result,
+        };
+        match result {
+            Ok(()) => return Ok(true),
+            Err(err) if err.downcast_ref::<app::MigrationDenied>().is_some() => return Err(err),
+            Err(err) => {
+                events::database_unavailable(attempt, &crate::errors::describe(&err), delay);
+            }
         }
         tokio::select! {
-            () = cancel.cancelled() => return false,
+            () = cancel.cancelled() => return Ok(false),
             () = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(Duration::from_secs(60));
     }
-    false
+    Ok(false)
 }
 
 /// Checks the schedule every few seconds until shutdown.
@@ -234,7 +249,7 @@ impl BotRunner {
         self.tracker.spawn(async move {
             let _claim = claim;
             if let Err(err) = crate::ops::apply_retention(&pool, max_age_days).await {
-                events::retention_failed(&format!("{err:#}"));
+                events::retention_failed(&crate::errors::describe(&err));
             }
         });
     }

@@ -121,9 +121,18 @@ pub async fn run_demo(database_url: &str, fault_rate: f64) -> anyhow::Result<()>
     world.set_random_faults(0.0, 0);
     let now = Utc::now();
     world.generate_leads(&uids[1], 5, now - TimeDelta::hours(2), now, seed + 99);
-    println!(
-        "\n2) Five new leads arrive; the next sync reads only the days since the high-water mark:"
-    );
+    let failed_first = app::tally(&first).1;
+    if failed_first == 0 {
+        println!(
+            "\n2) Five new leads arrive; the next sync reads only the days since the high-water mark:"
+        );
+    } else {
+        println!(
+            "\n2) Five new leads arrive and the faults stop; the next sync reads the days since each \
+             bot's high-water mark ({failed_first} bot(s) failed their first sync: they resume their \
+             backfill from where it stopped):"
+        );
+    }
     let second = app::sync_once(&config, &pool, &keys, &[], CancellationToken::new()).await?;
     print_reports(&config, &second);
     api.stop().await;
@@ -149,6 +158,14 @@ pub async fn run_demo(database_url: &str, fault_rate: f64) -> anyhow::Result<()>
          \x20 SELECT * FROM sync_freshness;"
     );
     anyhow::ensure!(all_match, "the demo's copy does not match the fake API");
+    let failed = failed_first + app::tally(&second).1;
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of the demo's {} runs failed (the fake failed {:.0} % of requests): see the \
+         sync_run_failed lines above",
+        first.len() + second.len(),
+        fault_rate * 100.0
+    );
     Ok(())
 }
 

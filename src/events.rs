@@ -18,8 +18,8 @@ fn ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-pub fn migrations_applied(elapsed: Duration) {
-    info!(elapsed_ms = ms(elapsed), "migrations_applied");
+pub fn migrations_applied(applied: usize, elapsed: Duration) {
+    info!(applied, elapsed_ms = ms(elapsed), "migrations_applied");
 }
 
 pub fn sync_run_started(range: DayRange, high_water_mark: Option<DateTime<Utc>>) {
@@ -243,6 +243,7 @@ pub fn sync_run_failed(bot: &BotUid, error: &SyncError, counts: &RunCounts, elap
         error_kind = %error.kind(),
         status = error.status(),
         request_id = error.request_id(),
+        hint = error.hint(),
         requests = counts.requests,
         inserted = counts.inserted,
         updated = counts.updated,

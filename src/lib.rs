@@ -33,6 +33,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod domain;
+pub mod errors;
 pub mod events;
 pub mod fake_api;
 pub mod http;

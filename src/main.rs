@@ -16,6 +16,8 @@ use leadsync::{
 const EXIT_FAILURE: u8 = 1;
 /// Some bots failed while others succeeded.
 const EXIT_PARTIAL: u8 = 3;
+/// A flag's value is wrong (clap exits 2 for its own usage errors too).
+const EXIT_USAGE: u8 = 2;
 /// The configuration is invalid (sysexits' EX_CONFIG); nothing was done.
 const EXIT_CONFIG: u8 = 78;
 
@@ -32,13 +34,25 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    if let Some(problem) = telemetry::env_filter_problem() {
+        return Ok(Outcome::Config(ConfigError {
+            setting: "RUST_LOG".into(),
+            problem,
+        }));
+    }
     match &cli.command {
         Command::Demo {
             database_url,
             fault_rate,
+            verbose,
         } => {
-            // The run's info events (windows committed, runs finished) are the progress display.
-            telemetry::init(LogFormat::Text, "leadsync=info");
+            // The tables are the demo's output; the runs' events only when asked for.
+            let filter = if *verbose {
+                "leadsync=info"
+            } else {
+                "leadsync=error"
+            };
+            telemetry::init(LogFormat::Text, filter);
             demo::run_demo(database_url, *fault_rate).await?;
         }
         Command::FakeApi {
@@ -50,7 +64,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             fault_rate,
             seed,
         } => {
-            telemetry::init(LogFormat::Auto, "info");
+            telemetry::init(LogFormat::Auto, leadsync::config::DEFAULT_LOG_FILTER);
             commands::serve_fake_api(*listen, *bots, *leads, *days, api_key, *fault_rate, *seed)
                 .await?;
         }
@@ -58,7 +72,16 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let env: HashMap<String, String> = std::env::vars().collect();
             let config = match Config::load(cli.config.as_deref(), &env) {
                 Ok(config) => config,
-                Err(err) => return Ok(Outcome::Config(err)),
+                Err(mut err) => {
+                    // The path came from the environment, not the command line: say so.
+                    let on_command_line = std::env::args().any(|arg| {
+                        arg == "-c" || arg == "--config" || arg.starts_with("--config=")
+                    });
+                    if err.setting == "--config" && !on_command_line {
+                        err.setting = "LEADSYNC_CONFIG".into();
+                    }
+                    return Ok(Outcome::Config(err));
+                }
             };
             telemetry::init(config.log.format, &config.log.filter);
             return commands::execute(command, &config, &env).await;
@@ -73,8 +96,12 @@ fn exit_code(result: anyhow::Result<Outcome>) -> ExitCode {
         Ok(Outcome::Failed) => ExitCode::from(EXIT_FAILURE),
         Ok(Outcome::Partial) => ExitCode::from(EXIT_PARTIAL),
         Ok(Outcome::Config(err)) => config_error(&err),
+        Ok(Outcome::Usage(err)) => {
+            eprintln!("leadsync: usage error: {err}");
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(err) => {
-            eprintln!("leadsync: {err:#}");
+            eprintln!("leadsync: {}", leadsync::errors::describe(&err));
             ExitCode::from(EXIT_FAILURE)
         }
     }

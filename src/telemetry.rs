@@ -15,6 +15,43 @@ pub enum LogFormat {
     Text,
 }
 
+const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// Parses a filter (`log.filter`, `RUST_LOG`). Stricter than `EnvFilter`, which takes a bare
+/// word such as `infoo` for a target name and then shows nothing: a bare word must be a level,
+/// anything else `target=level`.
+pub fn parse_filter(text: &str) -> Result<EnvFilter, String> {
+    for directive in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let bare = !directive.contains(['=', '[', ':']);
+        if bare && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{directive:?} is neither a level (trace, debug, info, warn, error, off) nor \
+                 target=level (such as leadsync=debug)"
+            ));
+        }
+    }
+    EnvFilter::try_new(text).map_err(|err| format!("invalid filter ({err})"))
+}
+
+/// `RUST_LOG`, when set: an invalid one is an error, not silently ignored.
+pub fn env_filter_problem() -> Option<String> {
+    let text = std::env::var("RUST_LOG").ok()?;
+    parse_filter(&text).err()
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "json" => Ok(Self::Json),
+            "text" => Ok(Self::Text),
+            _ => Err(format!("{text:?} is not one of auto, json, text")),
+        }
+    }
+}
+
 /// Installs the global subscriber, writing to stderr (stdout is kept for command output such
 /// as summaries). `RUST_LOG`, when set, overrides `default_filter`.
 pub fn init(format: LogFormat, default_filter: &str) {

@@ -153,7 +153,8 @@ impl ChatofClient {
         })
     }
 
-    fn leads_url(&self, bot: &BotUid) -> Url {
+    /// The URL a bot's leads are listed at (for messages: it carries no secret).
+    pub fn leads_url(&self, bot: &BotUid) -> Url {
         let mut url = self.base_url.clone();
         url.path_segments_mut()
             .expect("base_url was validated as an http(s) URL")

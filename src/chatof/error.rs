@@ -66,6 +66,21 @@ impl ApiError {
         }
     }
 
+    /// What a person should look at, for the errors a setting causes.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self.status()?.as_u16() {
+            401 | 403 => Some(
+                "the API key was refused: check CHATOFAI_API_KEY (or api.key_file, or the bot's \
+                 api_key_env)",
+            ),
+            404 => Some(
+                "nothing at that URL: check api.base_url (ChatofAI's ends in /api/v1/backend) \
+                 and the bot's uid",
+            ),
+            _ => None,
+        }
+    }
+
     /// A short stable label for logs and the run ledger: `connect`, `timeout`, `http_503`, ...
     pub fn kind(&self) -> String {
         match self {

@@ -20,33 +20,48 @@ pub async fn check(
 ) -> (String, bool) {
     let mut out = String::from("config: ok\n");
     let mut ok = true;
-    match tokio::time::timeout(Duration::from_secs(10), store::pending_migrations(pool)).await {
-        Ok(Ok(pending)) => {
-            let _ = writeln!(out, "database: ok");
-            if pending.is_empty() {
-                let _ = writeln!(out, "migrations: up to date");
-            } else if config.database.migrate_on_start {
-                let _ = writeln!(
-                    out,
-                    "migrations: {} pending (applied at start: database.migrate_on_start = true)",
-                    pending.len()
-                );
-            } else {
-                ok = false;
-                let _ = writeln!(
-                    out,
-                    "migrations: FAILED: {} pending and database.migrate_on_start = false: run `leadsync migrate`",
-                    pending.len()
-                );
+    let reached = crate::app::reach_database(config).await;
+    match reached {
+        Err(err) => {
+            ok = false;
+            let _ = writeln!(out, "database: FAILED: {}", crate::errors::describe(&err));
+        }
+        Ok(()) => {
+            match tokio::time::timeout(Duration::from_secs(10), store::pending_migrations(pool))
+                .await
+            {
+                Ok(Ok(pending)) => {
+                    let _ = writeln!(out, "database: ok");
+                    if pending.is_empty() {
+                        let _ = writeln!(out, "migrations: up to date");
+                    } else if config.database.migrate_on_start {
+                        let _ = writeln!(
+                            out,
+                            "migrations: {} pending (applied at start: database.migrate_on_start = true)",
+                            pending.len()
+                        );
+                    } else {
+                        ok = false;
+                        let _ = writeln!(
+                            out,
+                            "migrations: FAILED: {} pending and database.migrate_on_start = false: run `leadsync migrate`",
+                            pending.len()
+                        );
+                    }
+                }
+                Ok(Err(err)) => {
+                    ok = false;
+                    let _ = writeln!(
+                        out,
+                        "database: FAILED: {}",
+                        crate::errors::describe_error(&err)
+                    );
+                }
+                Err(_) => {
+                    ok = false;
+                    let _ = writeln!(out, "database: FAILED: no answer within 10 s");
+                }
             }
-        }
-        Ok(Err(err)) => {
-            ok = false;
-            let _ = writeln!(out, "database: FAILED: {err}");
-        }
-        Err(_) => {
-            ok = false;
-            let _ = writeln!(out, "database: FAILED: no answer within 10 s");
         }
     }
     let base = match ChatofClient::new(&config.api.client, SecretString::from(String::new())) {
@@ -68,11 +83,21 @@ pub async fn check(
             let _ = writeln!(out, "bot {}: FAILED: no API key", bot.uid);
             continue;
         };
-        match base
-            .with_key(key.clone())
-            .fetch_leads_page(&bot.uid, &query)
-            .await
-        {
+        // The normal retry policy: `check` is the unit's ExecStartPre, and one 503 must not
+        // keep the daemon from starting.
+        let client = base.with_key(key.clone());
+        let mut attempts = 1_u64;
+        let result = config
+            .retry
+            .run(
+                || client.fetch_leads_page(&bot.uid, &query),
+                |err, delay| {
+                    crate::events::request_retried(attempts, err, delay);
+                    attempts += 1;
+                },
+            )
+            .await;
+        match result {
             Ok(page) => {
                 let beliefs = store::load_beliefs(pool, &bot.uid).await.ok();
                 // Under a whole-chatbot total the number is not today's.
@@ -104,6 +129,9 @@ pub async fn check(
             Err(err) => {
                 ok = false;
                 let _ = writeln!(out, "bot {}: FAILED: {err}", bot.uid);
+                if let Some(hint) = err.hint() {
+                    let _ = writeln!(out, "  GET {}: {hint}", base.leads_url(&bot.uid));
+                }
             }
         }
     }

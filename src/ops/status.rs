@@ -14,6 +14,8 @@ use crate::{
 /// and the lookback its next run plans with (the configured one, or more when learned).
 #[derive(Serialize)]
 struct StatusRow {
+    /// The configured `name`, for people (`null` when none).
+    name: Option<String>,
     #[serde(flatten)]
     status: BotStatus,
     api: BeliefSummary,
@@ -26,11 +28,12 @@ pub async fn status(config: &Config, pool: &Pool, json: bool) -> anyhow::Result<
     for bot in &config.bots {
         let status = store::bot_status(pool, &bot.uid)
             .await
-            .context("reading the sync state (is the schema migrated?)")?;
+            .context("reading the sync state")?;
         let beliefs = store::load_beliefs(pool, &bot.uid)
             .await
-            .context("reading what was learned about the API (is the schema migrated?)")?;
+            .context("reading what was learned about the API")?;
         rows.push(StatusRow {
+            name: bot.name.clone(),
             status,
             api: beliefs.summary(),
             lookback_days: beliefs.lookback_days(config.sync.plan.lookback_days),
@@ -63,14 +66,20 @@ fn table(config: &Config, rows: &[StatusRow]) -> String {
         );
         let _ = writeln!(out, "  leads stored      {}", row.leads);
         let _ = writeln!(out, "  high-water mark   {}", when(row.high_water_mark));
-        let _ = writeln!(
-            out,
-            "  last run          {} {} {}, started {}",
-            row.last_run_kind.as_deref().unwrap_or("-"),
-            row.last_run_status.as_deref().unwrap_or("never"),
-            row.last_run_id.map(|id| id.to_string()).unwrap_or_default(),
-            when(row.last_run_started_at)
-        );
+        match row.last_run_id {
+            Some(id) => {
+                let _ = writeln!(
+                    out,
+                    "  last run          {} {} {id}, started {}",
+                    row.last_run_kind.as_deref().unwrap_or("-"),
+                    row.last_run_status.as_deref().unwrap_or("-"),
+                    when(row.last_run_started_at)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  last run          never");
+            }
+        }
         if row.last_run_id.is_some() {
             let _ = writeln!(
                 out,

@@ -28,6 +28,14 @@ impl SyncError {
         }
     }
 
+    /// What to check, for an API error a setting causes (a refused key, a wrong URL).
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::Api(err) => err.hint(),
+            Self::Database(_) | Self::Interrupted => None,
+        }
+    }
+
     pub fn request_id(&self) -> Option<&str> {
         match self {
             Self::Api(err) => err.request_id(),

@@ -47,7 +47,12 @@ impl TestRoles {
 
     /// Runs `deploy/sql/roles.sql` with psql, as the operator would.
     async fn apply_script(&self) {
-        let args = vec![
+        self.apply_script_with(&[]).await;
+    }
+
+    /// [`TestRoles::apply_script`] with more psql variables (`name=value`).
+    async fn apply_script_with(&self, variables: &[&str]) {
+        let mut args = vec![
             self.db_url.clone(),
             "-X".into(),
             "-q".into(),
@@ -60,6 +65,9 @@ impl TestRoles {
             "-f".into(),
             ROLES_SQL.into(),
         ];
+        for variable in variables {
+            args.extend(["-v".to_owned(), (*variable).to_owned()]);
+        }
         let out = tokio::task::spawn_blocking(move || {
             std::process::Command::new("psql").args(&args).output()
         })
@@ -366,4 +374,33 @@ async fn an_analyst_reads_the_leads_and_views_but_cannot_write_or_see_the_bookke
         "every view is for analysts, and granted: {views:?}"
     );
     analyst.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn an_app_role_that_may_not_migrate_is_told_what_to_do_and_the_daemon_does_not_retry() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    let roles = TestRoles::new(&h.db.url);
+    roles.apply_script_with(&["app_migrates=off"]).await;
+    let app_url = roles.url_as(&roles.app);
+    let toml = h.config_toml("").replace(
+        &format!("url = {:?}", h.db.url),
+        &format!("url = {app_url:?}"),
+    );
+    let config = write_config(&toml);
+    for args in [&["sync"][..], &["run"]] {
+        let (code, _, stderr) = leadsync_command(&config, args).await;
+        let last = stderr.trim().lines().last().unwrap_or_default().to_owned();
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.matches("permission denied").count(),
+            1,
+            "{args:?}: once, no retries: {stderr}"
+        );
+        for wanted in [
+            "run `leadsync migrate` as the role that owns it",
+            "database.migrate_on_start = false",
+        ] {
+            assert!(last.contains(wanted), "{args:?}: {last}");
+        }
+    }
 }

@@ -21,7 +21,27 @@ const VALID: &str = "[database]\nurl = \"postgres://postgres@127.0.0.1:1/none\"\
 
 #[test]
 fn configuration_errors_exit_78_with_one_line_naming_the_setting() {
-    let cases: [(&str, &str); 10] = [
+    let cases: [(&str, &str); 15] = [
+        (
+            "[database]\nurl = \"postgres://x/y\"\n[log]\nfilter = \"infoo\"\n[[bots]]\nuid = \"b\"\n",
+            "log.filter",
+        ),
+        (
+            "[database]\nurl = \"postgres://x/y\"\n[log]\nformat = \"yaml\"\n[[bots]]\nuid = \"b\"\n",
+            "log.format",
+        ),
+        (
+            "[database]\nurl = \"postgres://x/y\"\n[api]\npage_size = \"100\"\n[[bots]]\nuid = \"b\"\n",
+            "api.page_size",
+        ),
+        (
+            "[database]\nurl = \"postgres://x/y\"\n[api]\npage_size = 10.5\n[[bots]]\nuid = \"b\"\n",
+            "api.page_size",
+        ),
+        (
+            "[database]\nurl = \"postgres://x/y\"\n[sync]\nrun_at_start = \"yes\"\n[[bots]]\nuid = \"b\"\n",
+            "sync.run_at_start",
+        ),
         (
             "[database]\nurl = \"postgres://x/y\"\nmax_connection = 3\n[[bots]]\nuid = \"b\"\n",
             "max_connection",
@@ -206,4 +226,353 @@ async fn fake_api_serves_the_bots_it_prints_until_stopped() {
     assert_eq!(page["code"], 0);
     // 30 leads and the one malformed record every fake-api bot carries.
     assert_eq!(page["data"]["total"], 31);
+}
+
+/// A config whose database is `url`, waiting up to five minutes for a pooled connection: a
+/// command that waited on the pool instead of failing at once would take that long.
+fn config_with_database(url: &str, extra: &str) -> ConfigFile {
+    write_config(&format!(
+        "[database]\nurl = {url:?}\nacquire_timeout_secs = 300\n{extra}[[bots]]\nuid = {BOT_A:?}\n"
+    ))
+}
+
+#[test]
+fn database_trouble_fails_at_once_naming_the_cause_once_and_where() {
+    let missing_database = with_database(&server_url(), "leadsync_no_such_database");
+    let mut missing_role = url::Url::parse(&server_url()).expect("server URL");
+    missing_role
+        .set_username("leadsync_no_such_role")
+        .expect("a username");
+    let cases = [
+        (
+            "postgres://postgres@127.0.0.1:1/x".to_owned(),
+            "Connection refused",
+            "127.0.0.1:1/x",
+        ),
+        (
+            missing_database,
+            "database \"leadsync_no_such_database\" does not exist",
+            "/leadsync_no_such_database as ",
+        ),
+        (
+            missing_role.to_string(),
+            "role \"leadsync_no_such_role\" does not exist",
+            " as leadsync_no_such_role",
+        ),
+    ];
+    let commands: [&[&str]; 5] = [
+        &["sync"],
+        &["migrate"],
+        &["status"],
+        &["backfill", "--bot", BOT_A, "--from", "2024-01-01"],
+        &["verify"],
+    ];
+    for (url, cause, target) in &cases {
+        let config = config_with_database(url, "");
+        for args in commands {
+            let started = std::time::Instant::now();
+            let out = leadsync(&config, &[("CHATOFAI_API_KEY", "k")], args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let what = format!("{args:?} with {cause}: {stderr}");
+            assert_eq!(out.status.code(), Some(1), "{what}");
+            assert_eq!(stderr.trim().lines().count(), 1, "one line: {what}");
+            assert_eq!(stderr.matches(cause).count(), 1, "the cause once: {what}");
+            assert!(stderr.contains(target), "where: {what}");
+            assert!(stderr.contains("database.url"), "the setting: {what}");
+            assert!(!stderr.contains("pool timed out"), "{what}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "{args:?} waited for the pool instead of failing at once"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unmigrated_schema_says_to_run_leadsync_migrate_and_which_setting() {
+    let db = TestDb::new().await;
+    let config = config_with_database(
+        &db.url,
+        "migrate_on_start = false\n[retention]\nmax_age_days = 30\n",
+    );
+    let commands: [&[&str]; 5] = [
+        &["status"],
+        &["sync"],
+        &["retention"],
+        &["forget", "--email", "someone@example.com"],
+        &["backfill", "--bot", BOT_A, "--from", "2024-01-01"],
+    ];
+    for args in commands {
+        let (code, _, stderr) = leadsync_command(&config, args).await;
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        for wanted in [
+            "schema not migrated",
+            "run `leadsync migrate`",
+            "database.migrate_on_start = true",
+        ] {
+            assert!(stderr.contains(wanted), "{args:?}: {stderr}");
+        }
+        assert!(!stderr.contains("does not exist"), "{args:?}: {stderr}");
+    }
+
+    let all = leadsync::store::MIGRATOR.iter().count();
+    let (code, stdout, stderr) = leadsync_command(&config, &["migrate"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!("applied {all} migration(s)")),
+        "{stdout}"
+    );
+    let (code, stdout, _) = leadsync_command(&config, &["migrate"]).await;
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("applied 0 migration(s)"), "{stdout}");
+    let (code, _, stderr) = leadsync_command(&config, &["status"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+/// `leadsync ARGS` with no `--config`, the environment cleared but for `env`.
+fn leadsync_bare(env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_leadsync"));
+    command.args(args).env_clear();
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run leadsync")
+}
+
+#[test]
+fn an_invalid_rust_log_and_a_missing_config_file_exit_78_saying_so() {
+    let config = write_config(VALID);
+    let out = leadsync(
+        &config,
+        &[("CHATOFAI_API_KEY", "k"), ("RUST_LOG", "infoo")],
+        &["sync"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("RUST_LOG"), "{stderr}");
+
+    let out = leadsync_bare(&[("CHATOFAI_API_KEY", "k")], &["sync"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no config file was given"), "{stderr}");
+
+    let out = leadsync_bare(
+        &[("LEADSYNC_CONFIG", "/nonexistent/leadsync.toml")],
+        &["sync"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("LEADSYNC_CONFIG: /nonexistent/leadsync.toml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn command_line_mistakes_exit_2_naming_the_flag() {
+    let config = write_config(VALID);
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &[
+                "backfill",
+                "--bot",
+                BOT_A,
+                "--from",
+                "2024-02-01",
+                "--to",
+                "2024-01-01",
+            ],
+            "--from",
+        ),
+        (
+            &["backfill", "--bot", BOT_A, "--from", "2024/01/01"],
+            "YYYY-MM-DD",
+        ),
+        (
+            &["backfill", "--bot", "nope", "--from", "2024-01-01"],
+            "--bot",
+        ),
+        (&["sync", "--bot", "nope"], "--bot"),
+        (&["verify", "--bot", "nope"], "--bot"),
+        (&["forget", "--email", ""], "--email"),
+        (&["verify", "--days", "0"], "--days"),
+        (&["verify", "--days", "100000"], "1..=366"),
+        (&["demo", "--fault-rate", "1.0"], "0.0 to 0.9"),
+    ];
+    for (args, wanted) in cases {
+        let out = leadsync(&config, &[("CHATOFAI_API_KEY", "k")], args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(wanted), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_backfill_of_a_bot_another_process_holds_is_skipped_with_exit_0() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    assert_all_succeeded(&h.sync().await);
+    let bot = leadsync::domain::BotUid::parse(BOT_A).expect("uid");
+    let lock = leadsync::store::try_lock_bot(&h.db.pool, &bot)
+        .await
+        .expect("query")
+        .expect("the lock is free");
+    let config = write_config(&h.config_toml(""));
+    let (code, stdout, stderr) = leadsync_command(
+        &config,
+        &["backfill", "--bot", BOT_A, "--from", "2024-01-01"],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("skipped"), "{stdout}");
+    lock.release().await.expect("release the lock");
+}
+
+#[tokio::test]
+async fn check_retries_a_transient_failure_and_points_a_401_at_the_key_and_a_404_at_the_url() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    let config = write_config(&h.config_toml(""));
+    assert_eq!(leadsync_command(&config, &["migrate"]).await.0, Some(0));
+
+    // One 503, as a load balancer sends: retried with the normal policy, so check passes.
+    h.world
+        .push_faults(Some(BOT_A), [Fault::ServiceUnavailable]);
+    let (code, stdout, stderr) = leadsync_command(&config, &["check"]).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("bot {BOT_A}: ok")), "{stdout}");
+
+    h.world.push_faults(Some(BOT_A), [Fault::Unauthorized]);
+    let (code, stdout, _) = leadsync_command(&config, &["check"]).await;
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("HTTP 401"), "{stdout}");
+    assert!(stdout.contains("CHATOFAI_API_KEY"), "{stdout}");
+
+    // A base_url without the API's path: the 404 shows what was asked for.
+    let base = h.api.base_url();
+    let wrong = base.trim_end_matches("/api/v1/backend").to_owned();
+    assert_ne!(wrong, base, "the fake serves under /api/v1/backend");
+    let toml = h.config_toml("").replace(
+        &format!("base_url = {base:?}"),
+        &format!("base_url = {wrong:?}"),
+    );
+    let (code, stdout, _) = leadsync_command(&write_config(&toml), &["check"]).await;
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("HTTP 404"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("GET {wrong}/chatbot/{BOT_A}/leads")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("api.base_url"), "{stdout}");
+}
+
+#[tokio::test]
+async fn every_line_of_a_run_carries_its_span_prefetched_pages_included() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 300, days_ago(3), days_ago(0), 90);
+    // Transient faults on many requests: the retried pages are mostly read ahead.
+    h.world.set_random_faults(0.3, 7);
+    let config = write_config(&h.config_toml("[log]\nformat = \"json\"\n"));
+    let (code, _, stderr) = leadsync_command(&config, &["sync"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON"))
+        .collect();
+    let retried: Vec<_> = lines
+        .iter()
+        .filter(|l| l["message"] == "request_retried")
+        .collect();
+    assert!(retried.len() >= 3, "{stderr}");
+    for line in retried {
+        assert_eq!(line["span"]["bot_uid"], BOT_A, "{line}");
+        assert!(line["span"]["run_id"].is_string(), "{line}");
+    }
+    h.assert_copy_is_exact().await;
+}
+
+#[tokio::test]
+async fn status_of_a_never_synced_bot_says_never_and_its_json_names_the_bot() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    let toml = h.config_toml("").replace(
+        &format!("uid = {BOT_A:?}\n"),
+        &format!("uid = {BOT_A:?}\nname = \"Sales\"\n"),
+    );
+    let config = write_config(&toml);
+    assert_eq!(leadsync_command(&config, &["migrate"]).await.0, Some(0));
+    let (code, stdout, stderr) = leadsync_command(&config, &["status"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("  last run          never\n"), "{stdout}");
+    let (code, stdout, _) = leadsync_command(&config, &["status", "--json"]).await;
+    assert_eq!(code, Some(0));
+    let rows: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(rows[0]["name"], "Sales", "{stdout}");
+    assert_eq!(rows[0]["bot_uid"], BOT_A, "{stdout}");
+}
+
+#[test]
+fn fake_api_on_a_busy_port_names_the_address() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr").to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_leadsync"))
+        .args(["fake-api", "--listen", &addr])
+        .output()
+        .expect("run fake-api");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--listen: cannot listen on {addr}")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_demo_whose_runs_fail_says_so_and_exits_1() {
+    let db = TestDb::new().await;
+    let url = db.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_leadsync"))
+            .args(["demo", "--database-url", &url, "--fault-rate", "0.9"])
+            .env_remove("RUST_LOG")
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run the demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("failed their first sync"), "{stdout}");
+    assert!(!stdout.contains("reads only the days"), "{stdout}");
+    assert!(stderr.contains("of the demo's 6 runs failed"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_demo_prints_its_tables_and_logs_the_runs_only_with_verbose() {
+    for verbose in [false, true] {
+        let db = TestDb::new().await;
+        let url = db.url.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut args = vec!["demo", "--database-url", &url, "--fault-rate", "0.0"];
+            if verbose {
+                args.push("--verbose");
+            }
+            Command::new(env!("CARGO_BIN_EXE_leadsync"))
+                .args(&args)
+                .env_remove("RUST_LOG")
+                .output()
+        })
+        .await
+        .expect("join")
+        .expect("run the demo");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+        assert!(stdout.contains("The copy matches"), "{stdout}");
+        assert_eq!(stderr.contains("sync_run_finished"), verbose, "{stderr}");
+        if !verbose {
+            assert_eq!(stderr, "", "no log lines without --verbose");
+        }
+    }
 }

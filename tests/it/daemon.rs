@@ -368,3 +368,83 @@ async fn the_daemon_verifies_on_its_own_schedule_and_repairs_a_drifted_day() {
     d.signal("TERM");
     assert_eq!(d.exit_code().await, Some(0));
 }
+
+#[tokio::test]
+async fn a_refused_database_is_reported_at_once_with_its_cause_and_sigterm_stops_the_wait() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    let mut d = daemon(
+        &h,
+        &[
+            (
+                "LEADSYNC__DATABASE__URL",
+                "postgres://postgres@127.0.0.1:1/x",
+            ),
+            // Were the first report to wait on the pool, it would come after five minutes.
+            ("LEADSYNC__DATABASE__ACQUIRE_TIMEOUT_SECS", "300"),
+        ],
+    );
+    let unavailable = d.wait_for_event("database_unavailable").await;
+    let error = unavailable["error"].as_str().expect("error");
+    assert!(error.contains("Connection refused"), "{error}");
+    assert!(error.contains("127.0.0.1:1/x"), "{error}");
+    d.signal("TERM");
+    d.wait_for_event("shutdown_completed").await;
+    assert_eq!(d.exit_code().await, Some(0));
+}
+
+#[tokio::test]
+async fn sigterm_stops_a_daemon_whose_database_does_not_answer_at_start() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    // Accepts connections and never answers: the start-up attempt hangs until SIGTERM.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "postgres://postgres@{}/x",
+        silent.local_addr().expect("addr")
+    );
+    let mut d = daemon(
+        &h,
+        &[
+            ("LEADSYNC__DATABASE__URL", url.as_str()),
+            ("LEADSYNC__DATABASE__ACQUIRE_TIMEOUT_SECS", "300"),
+        ],
+    );
+    let (_held, _) = silent.accept().await.expect("the daemon connects");
+    d.signal("TERM");
+    d.wait_for_event("shutdown_completed").await;
+    assert_eq!(d.exit_code().await, Some(0));
+}
+
+#[tokio::test]
+async fn a_daemon_on_an_unmigrated_schema_says_to_run_leadsync_migrate() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    let mut d = daemon(&h, &[("LEADSYNC__DATABASE__MIGRATE_ON_START", "false")]);
+    let unavailable = d.wait_for_event("database_unavailable").await;
+    let error = unavailable["error"].as_str().expect("error");
+    assert!(error.contains("schema not migrated"), "{error}");
+    assert!(error.contains("run `leadsync migrate`"), "{error}");
+    d.signal("TERM");
+    d.wait_for_event("shutdown_completed").await;
+    assert_eq!(d.exit_code().await, Some(0));
+}
+
+#[tokio::test]
+async fn by_default_the_daemon_logs_only_leadsyncs_own_events_and_an_idle_run_moves_no_mark() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 20, days_ago(2), days_ago(0), 91);
+    // Migrated already, so the start-up migration meets "_sqlx_migrations already exists".
+    let config = write_config(&h.config_toml(""));
+    assert_eq!(leadsync_command(&config, &["migrate"]).await.0, Some(0));
+    let mut d = daemon(&h, &[]);
+    d.wait_for("the first run", |l| finished_with(l, BOT_A))
+        .await;
+    d.signal("TERM");
+    let lines = d.all_lines().await;
+    assert!(lines.iter().any(|l| l["message"] == "shutdown_completed"));
+    for line in &lines {
+        let target = line["target"].as_str().unwrap_or_default();
+        assert!(target.starts_with("leadsync"), "a third-party line: {line}");
+    }
+}

@@ -114,6 +114,10 @@ async fn forgotten_leads_stay_gone_after_a_resync_of_their_day_and_a_backfill() 
         leadsync_command(&config, &["backfill", "--bot", BOT_A, "--from", &from]).await;
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("0 inserted, 0 updated"), "{stdout}");
+    assert!(
+        stdout.contains(", 3 forgotten"),
+        "the summary counts them: {stdout}"
+    );
     assert_eq!(h.stored(BOT_A).await, truth_without_forgotten(&h));
     assert_eq!(rejected_records(&h).await, 0);
 
@@ -214,11 +218,11 @@ async fn forget_needs_a_value_and_refuses_blank_ones_without_echoing_them() {
     let (code, _, stderr) = leadsync_command(&config, &["forget"]).await;
     assert_eq!(code, Some(2), "a usage error: {stderr}");
     let (code, _, stderr) = leadsync_command(&config, &["forget", "--email", "  "]).await;
-    assert_eq!(code, Some(78), "{stderr}");
+    assert_eq!(code, Some(2), "a usage error: {stderr}");
     assert!(stderr.contains("--email"), "{stderr}");
     let (code, _, stderr) =
         leadsync_command(&config, &["forget", "--phone", "call me maybe"]).await;
-    assert_eq!(code, Some(78), "{stderr}");
+    assert_eq!(code, Some(2), "a usage error: {stderr}");
     assert!(
         stderr.contains("--phone") && !stderr.contains("call me"),
         "{stderr}"

@@ -15,7 +15,7 @@ pub const BOT_A: &str = "86a2eb21-9711-4950-8ffd-50c04317956c";
 pub const BOT_B: &str = "3f1c9e04-5b7a-4d2e-9c61-0a8f2b7d4e19";
 
 /// The server the tests create their databases on.
-fn server_url() -> String {
+pub fn server_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
@@ -52,7 +52,7 @@ impl TestDb {
     }
 }
 
-fn with_database(server: &str, name: &str) -> String {
+pub fn with_database(server: &str, name: &str) -> String {
     let mut url = url::Url::parse(server).expect("TEST_DATABASE_URL is a URL");
     url.set_path(name);
     url.to_string()

@@ -46,6 +46,14 @@ async fn retention_deletes_old_leads_and_a_backfill_does_not_bring_them_back() {
         leadsync_command(&config, &["backfill", "--bot", BOT_A, "--from", &from]).await;
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("0 inserted"), "{stdout}");
+    assert!(
+        stdout.contains(", 80 expired"),
+        "the summary counts them: {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("from {from} through ")),
+        "{stdout}"
+    );
     assert_eq!(stored_count(&h).await, 50);
     let (kind, expired): (String, i32) =
         sqlx::query_as("SELECT kind, expired FROM sync_runs ORDER BY started_at DESC LIMIT 1")
