@@ -38,10 +38,12 @@ async fn verify_finds_a_deleted_row_and_a_day_the_api_grew_and_repair_fixes_both
         "in sync after a sync"
     );
 
-    // A row deleted by hand, and a lead that appeared 5 days back (behind the lookback).
+    // A row deleted by hand, and a lead that appeared 5 days back: both on UTC days behind the
+    // lookback (2 days, and one more while `end_date` is not known inclusive) whatever the hour.
     let deleted: String = sqlx::query_scalar(
         "DELETE FROM leads WHERE conversation_uid = (SELECT conversation_uid FROM leads
-          WHERE created_at < now() - interval '3 days' LIMIT 1) RETURNING conversation_uid",
+          WHERE created_at < date_trunc('day', now(), 'UTC') - interval '4 days' LIMIT 1)
+         RETURNING conversation_uid",
     )
     .fetch_one(&h.db.pool)
     .await
