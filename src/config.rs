@@ -503,7 +503,9 @@ impl Config {
         for (index, bot) in self.bots.iter().enumerate() {
             let key = match &bot.api_key_env {
                 Some(var) => match env.get(var).map(|key| key.trim()) {
-                    Some(key) if !key.is_empty() => SecretString::from(key.to_owned()),
+                    Some(key) if !key.is_empty() => {
+                        usable_key(&format!("bots[{index}].api_key_env ({var})"), key)?
+                    }
                     _ => {
                         return Err(ConfigError::new(
                             format!("bots[{index}].api_key_env"),
@@ -540,15 +542,30 @@ impl Config {
                     format!("{} is empty", path.display()),
                 ));
             }
-            return Ok(SecretString::from(key.to_owned()));
+            return usable_key("api.key_file", key);
         }
         match env.get(API_KEY_ENV).map(|key| key.trim()) {
-            Some(key) if !key.is_empty() => Ok(SecretString::from(key.to_owned())),
+            Some(key) if !key.is_empty() => usable_key(API_KEY_ENV, key),
             _ => Err(ConfigError::new(
                 API_KEY_ENV,
                 "not set (set it, or api.key_file, or a bot's api_key_env)",
             )),
         }
+    }
+}
+
+/// A key that can travel in an `Authorization` header: visible ASCII only. One holding a line
+/// break, a control character, a space or non-ASCII would fail every request (or travel as
+/// bytes the server reads otherwise), so it is refused here, without showing it.
+fn usable_key(setting: &str, key: &str) -> Result<SecretString, ConfigError> {
+    if key.bytes().all(|byte| byte.is_ascii_graphic()) {
+        Ok(SecretString::from(key.to_owned()))
+    } else {
+        Err(ConfigError::new(
+            setting,
+            "the API key holds a character other than visible ASCII (a line break, a space, a \
+             control character or non-ASCII); the key is not shown",
+        ))
     }
 }
 

@@ -104,6 +104,19 @@ fn a_missing_api_key_is_a_configuration_error_before_any_work() {
 }
 
 #[test]
+fn an_api_key_a_header_cannot_carry_is_refused_by_name_without_showing_it() {
+    let config = write_config(VALID);
+    for key in ["sk-secret\nX-Forged: 1", "sk-secr\u{e9}t", "sk-\u{7}secret"] {
+        let out = leadsync(&config, &[("CHATOFAI_API_KEY", key)], &["sync"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("CHATOFAI_API_KEY"), "{stderr}");
+        assert!(!stderr.contains("secr"), "the key is not shown: {stderr}");
+    }
+}
+
+#[test]
 fn the_environment_overrides_the_file() {
     let config = write_config(VALID);
     let out = leadsync(&config, &[("LEADSYNC__API__PAGE_SIZE", "0")], &["sync"]);
