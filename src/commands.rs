@@ -20,6 +20,28 @@ use crate::{
     sync::{RunOutcome, RunRequest},
 };
 
+/// Writes a command's result on stdout. A reader that went away (`leadsync status | head`)
+/// ends the output quietly, not with a panic: the command still finishes and exits as it
+/// would have. Any other write error is said once on stderr.
+fn emit(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    static FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if let Err(err) = std::io::stdout().lock().write_fmt(args)
+        && err.kind() != std::io::ErrorKind::BrokenPipe
+        && !FAILED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        eprintln!("leadsync: cannot write the output: {err}");
+    }
+}
+
+macro_rules! out {
+    ($($arg:tt)*) => { emit(format_args!($($arg)*)) };
+}
+
+macro_rules! outln {
+    ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 /// How a command ended (README, "Exit codes"). An `Err` from a command is a failure too.
 #[derive(Debug)]
 pub enum Outcome {
@@ -61,7 +83,7 @@ pub async fn execute(
         Command::Migrate => {
             let pending = store::pending_migrations(&pool).await.unwrap_or_default();
             app::migrate(&pool).await?;
-            println!(
+            outln!(
                 "applied {} migration(s); the schema is current ({} in all)",
                 pending.len(),
                 store::MIGRATOR.iter().count()
@@ -69,7 +91,7 @@ pub async fn execute(
             Ok(Outcome::Success)
         }
         Command::Status { json } => {
-            print!("{}", ops::status(config, &pool, *json).await?);
+            out!("{}", ops::status(config, &pool, *json).await?);
             Ok(Outcome::Success)
         }
         Command::Forget {
@@ -85,7 +107,7 @@ pub async fn execute(
             };
             if let Command::Check = command {
                 let (report, ok) = ops::check(config, &pool, &keys).await;
-                print!("{report}");
+                out!("{report}");
                 return Ok(if ok {
                     Outcome::Success
                 } else {
@@ -177,18 +199,24 @@ async fn backfill(
         RunOutcome::Succeeded => {
             let c = report.counts;
             // Days inclusive here (as the flags); the logs' ranges end exclusive, a day later.
-            println!(
+            outln!(
                 "backfill of {bot} from {from} through {last}: {} requests, {} inserted, \
                  {} updated, {} unchanged, {} expired (older than retention.max_age_days, not \
                  stored), {} forgotten (erased, not stored), {} rejected",
-                c.requests, c.inserted, c.updated, c.unchanged, c.expired, c.forgotten, c.rejected
+                c.requests,
+                c.inserted,
+                c.updated,
+                c.unchanged,
+                c.expired,
+                c.forgotten,
+                c.rejected
             );
             Ok(Outcome::Success)
         }
         RunOutcome::Skipped => {
             // As for `sync`, a bot another process holds counts as success (README, "Exit
             // codes"): nothing is wrong, the other process is doing the work.
-            println!(
+            outln!(
                 "backfill of {bot} skipped: another process is syncing it; run it again when that ends"
             );
             Ok(Outcome::Success)
@@ -214,21 +242,25 @@ async fn verify(
                 if json {
                     all.insert(bot.to_string(), serde_json::json!(drifts));
                 } else if drifts.is_empty() {
-                    println!("{bot}: the last {days} days match the API");
+                    outln!("{bot}: the last {days} days match the API");
                 } else {
                     let n = drifts.len();
-                    println!(
+                    outln!(
                         "{bot}: {n} {} from the API",
                         if n == 1 { "day differs" } else { "days differ" }
                     );
                     for d in &drifts {
-                        println!(
+                        outln!(
                             "  {}  api {}  stored {}  missing {}  extra {}",
-                            d.day, d.api, d.stored, d.missing, d.extra
+                            d.day,
+                            d.api,
+                            d.stored,
+                            d.missing,
+                            d.extra
                         );
                     }
                     if drifts.iter().any(|d| d.extra > 0) {
-                        println!(
+                        outln!(
                             "  extra: stored leads the API no longer lists (deleted in ChatofAI); \
                              --repair does not delete them: remove them with `leadsync forget \
                              --conversation UID` if they should go, or accept the drift"
@@ -243,7 +275,7 @@ async fn verify(
         }
     }
     if json {
-        println!("{}", serde_json::Value::Object(all));
+        outln!("{}", serde_json::Value::Object(all));
     }
     Ok(if clean {
         Outcome::Success
@@ -265,7 +297,7 @@ async fn forget(
     };
     app::prepare_database(config, pool, SchemaUse::Write).await?;
     let erased = ops::forget(pool, &keys).await?;
-    println!(
+    outln!(
         "forgot {} value(s): removed {} lead(s) and {} rejected record(s); \
          no later sync will store them again",
         keys.len(),
@@ -284,9 +316,10 @@ async fn retention(config: &Config, pool: &Pool) -> anyhow::Result<Outcome> {
     };
     app::prepare_database(config, pool, SchemaUse::Write).await?;
     let expired = ops::apply_retention(pool, max_age_days).await?;
-    println!(
+    outln!(
         "deleted {} lead(s) older than {max_age_days} days and {} rejected record(s) not seen since",
-        expired.leads, expired.rejected
+        expired.leads,
+        expired.rejected
     );
     Ok(Outcome::Success)
 }
@@ -306,12 +339,12 @@ pub async fn serve_fake_api(
     let api = FakeApi::start_on(world, listen)
         .await
         .with_context(|| format!("--listen: cannot listen on {listen}"))?;
-    println!(
+    outln!(
         "fake ChatofAI API at {} (Bearer key {api_key:?})",
         api.base_url()
     );
     for uid in &uids {
-        println!("  bot {uid}: {leads} leads over {days} days");
+        outln!("  bot {uid}: {leads} leads over {days} days");
     }
     tokio::signal::ctrl_c().await?;
     api.stop().await;

@@ -589,3 +589,27 @@ async fn the_demo_prints_its_tables_and_logs_the_runs_only_with_verbose() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_reader_that_closes_stdout_ends_the_output_quietly() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    let config = write_config(&h.config_toml(""));
+    assert_eq!(leadsync_command(&config, &["migrate"]).await.0, Some(0));
+    for args in [&["status"][..], &["status", "--json"]] {
+        // `leadsync status | head -c0`: the pipe's read end is closed before anything is written.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_leadsync"))
+            .args(["--config", config.path()])
+            .args(args)
+            .env("CHATOFAI_API_KEY", KEY)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run leadsync");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(stderr.trim().is_empty(), "quietly: {stderr}");
+    }
+}
