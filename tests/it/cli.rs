@@ -544,15 +544,7 @@ fn fake_api_on_a_busy_port_names_the_address() {
 async fn a_demo_whose_runs_fail_says_so_and_exits_1() {
     let db = TestDb::new().await;
     let url = db.url.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_leadsync"))
-            .args(["demo", "--database-url", &url, "--fault-rate", "0.9"])
-            .env_remove("RUST_LOG")
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("run the demo");
+    let out = run_demo(url, &["--fault-rate", "0.9"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
@@ -566,19 +558,12 @@ async fn the_demo_prints_its_tables_and_logs_the_runs_only_with_verbose() {
     for verbose in [false, true] {
         let db = TestDb::new().await;
         let url = db.url.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            let mut args = vec!["demo", "--database-url", &url, "--fault-rate", "0.0"];
-            if verbose {
-                args.push("--verbose");
-            }
-            Command::new(env!("CARGO_BIN_EXE_leadsync"))
-                .args(&args)
-                .env_remove("RUST_LOG")
-                .output()
-        })
-        .await
-        .expect("join")
-        .expect("run the demo");
+        let flags: &[&str] = if verbose {
+            &["--fault-rate", "0.0", "--verbose"]
+        } else {
+            &["--fault-rate", "0.0"]
+        };
+        let out = run_demo(url, flags).await;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
@@ -612,4 +597,19 @@ async fn a_reader_that_closes_stdout_ends_the_output_quietly() {
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(stderr.trim().is_empty(), "quietly: {stderr}");
     }
+}
+
+/// `leadsync demo --database-url URL FLAGS...`, with `RUST_LOG` unset.
+async fn run_demo(url: String, flags: &[&str]) -> Output {
+    let flags: Vec<String> = flags.iter().map(|flag| (*flag).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_leadsync"))
+            .args(["demo", "--database-url", &url])
+            .args(&flags)
+            .env_remove("RUST_LOG")
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run the demo")
 }
