@@ -7,9 +7,10 @@ use url::Url;
 
 use super::{
     error::{ApiError, RetryAfter, bounded},
-    wire::{Envelope, ErrorEnvelope, LeadsData},
+    page::{self, LeadsPage},
+    wire::ErrorEnvelope,
 };
-use crate::domain::{BotUid, DayRange, Lead, RejectedLead};
+use crate::domain::{BotUid, DayRange};
 
 #[derive(Clone, Debug)]
 pub struct ClientSettings {
@@ -36,17 +37,6 @@ pub struct LeadsQuery {
     pub range: Option<DayRange>,
     pub page: u32,
     pub page_size: u32,
-}
-
-/// A page as leadsync needs it: every record parsed or rejected, and the listing's figures.
-#[derive(Debug)]
-pub struct LeadsPage {
-    pub records: Vec<Result<Lead, RejectedLead>>,
-    /// What the server says the page size is (it may clamp what we asked for).
-    pub page_size: Option<u32>,
-    /// How many leads match the query, as the server counted them when it answered.
-    pub total: Option<u64>,
-    pub request_id: Option<String>,
 }
 
 impl ChatofClient {
@@ -119,13 +109,15 @@ impl ChatofClient {
                 retry_after,
             });
         }
-        let envelope: Envelope<LeadsData> =
-            serde_json::from_slice(&body).map_err(|err| ApiError::BadBody {
+        let mut scratch = String::new();
+        let parsed =
+            page::parse_envelope(&body, &mut scratch).map_err(|err| ApiError::BadBody {
                 status,
                 bytes: body.len(),
-                detail: describe_json_error(&err),
+                detail: page::describe_json_error(&err),
                 request_id: error_request_id(&body),
             })?;
+        let envelope = parsed.envelope;
         let request_id = envelope.request_id.as_deref().map(bounded_request_id);
         if envelope.code != 0 {
             return Err(ApiError::Application {
@@ -145,11 +137,12 @@ impl ChatofClient {
             records: data
                 .leads
                 .into_iter()
-                .map(|raw| Lead::from_raw(bot, raw))
+                .map(|raw| page::record(bot, raw, parsed.text, &parsed.mended))
                 .collect(),
             page_size: data.page_size.filter(|&size| size > 0),
             total: data.total,
             request_id,
+            bytes: body.len(),
         })
     }
 
@@ -227,18 +220,6 @@ fn retry_after(headers: &header::HeaderMap, now: DateTime<Utc>) -> Option<RetryA
         .to_std()
         .unwrap_or(Duration::ZERO);
     Some(RetryAfter(delay))
-}
-
-/// serde_json's messages can quote the offending value, which may be personal data: keep only
-/// the category and the position.
-fn describe_json_error(err: &serde_json::Error) -> String {
-    let category = match err.classify() {
-        serde_json::error::Category::Io => "unreadable",
-        serde_json::error::Category::Syntax => "invalid JSON",
-        serde_json::error::Category::Data => "unexpected JSON shape",
-        serde_json::error::Category::Eof => "truncated JSON",
-    };
-    format!("{category} at line {} column {}", err.line(), err.column())
 }
 
 impl fmt::Debug for ChatofClient {

@@ -3,7 +3,9 @@
 
 mod client;
 mod error;
+mod page;
 mod wire;
 
-pub use client::{ChatofClient, ClientSettings, LeadsPage, LeadsQuery};
+pub use client::{ChatofClient, ClientSettings, LeadsQuery};
 pub use error::{ApiError, RetryAfter};
+pub use page::LeadsPage;

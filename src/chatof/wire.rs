@@ -1,7 +1,7 @@
 //! The JSON as ChatofAI sends it. Private to `chatof`: nothing outside sees these types.
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// `{ "code": 0, "msg": "Success.", "data": {...}, "request_id": "..." }`. The introduction page
 /// calls the message `message`, the endpoint page `msg`: either is accepted.
@@ -23,9 +23,10 @@ pub(super) struct ErrorEnvelope {
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct LeadsData {
-    /// Kept as raw values: one malformed record must not fail the page.
-    pub leads: Vec<Value>,
+pub(super) struct LeadsData<'a> {
+    /// Kept as raw text: one record the parser cannot take must not fail the page.
+    #[serde(borrow)]
+    pub leads: Vec<&'a RawValue>,
     #[serde(default)]
     pub page_size: Option<u32>,
     #[serde(default)]

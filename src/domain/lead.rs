@@ -29,6 +29,12 @@ pub enum RejectReason {
     MissingCreatedAt,
     InvalidCreatedAt,
     BotUidMismatch,
+    /// Bytes that are not UTF-8, or a raw control character inside a string: kept with each
+    /// such byte replaced by `?`.
+    InvalidText,
+    /// JSON that no parser can hold as written (a number out of range, a lone surrogate
+    /// `\ud800`): kept as its text.
+    UnparseableValue,
 }
 
 impl RejectReason {
@@ -39,6 +45,8 @@ impl RejectReason {
             Self::MissingCreatedAt => "missing_created_at",
             Self::InvalidCreatedAt => "invalid_created_at",
             Self::BotUidMismatch => "bot_uid_mismatch",
+            Self::InvalidText => "invalid_text",
+            Self::UnparseableValue => "unparseable_value",
         }
     }
 }
@@ -125,7 +133,7 @@ fn without_leap_second(at: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 impl RejectedLead {
-    fn new(reason: RejectReason, conversation_uid: Option<String>, raw: Value) -> Self {
+    pub fn new(reason: RejectReason, conversation_uid: Option<String>, raw: Value) -> Self {
         Self {
             reason,
             conversation_uid,

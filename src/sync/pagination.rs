@@ -227,6 +227,7 @@ mod tests {
             page_size,
             total,
             request_id: None,
+            bytes: 0,
         }
     }
 

@@ -64,12 +64,19 @@ impl Hostile {
 }
 
 fn response(status: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    response_bytes(status, headers, body.as_bytes())
+}
+
+/// A response whose body need not be text.
+fn response_bytes(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut out = format!("HTTP/1.1 {status}\r\nconnection: close\r\n");
     for (name, value) in headers {
         out.push_str(&format!("{name}: {value}\r\n"));
     }
-    out.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
-    out.into_bytes()
+    out.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
 }
 
 /// One sync pass of `BOT_A` against `server` instead of the bundled fake.
@@ -191,4 +198,83 @@ async fn a_lead_dated_far_in_the_future_is_stored_but_the_mark_stays_near_now() 
         "the mark is {mark}"
     );
     assert!(mark > days_ago(1), "the mark still moved: {mark}");
+}
+
+#[tokio::test]
+async fn records_the_parser_cannot_take_are_kept_aside_and_the_rest_is_stored() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    let at = days_ago(3).to_rfc3339();
+    let good = |uid: &str| {
+        format!(
+            r#"{{"conversation_uid":"{uid}","bot_uid":"{BOT_A}","created_at":"{at}","name":"n"}}"#
+        )
+    };
+    let with_remark = |uid: &str, remark: &[u8]| {
+        let mut record = format!(
+            r#"{{"conversation_uid":"{uid}","bot_uid":"{BOT_A}","created_at":"{at}","remark":""#
+        )
+        .into_bytes();
+        record.extend_from_slice(remark);
+        record.extend_from_slice(b"\"}");
+        record
+    };
+    let records: Vec<Vec<u8>> = vec![
+        good("c-1").into_bytes(),
+        with_remark("c-latin1", b"caf\xe9"),
+        with_remark("c-nul", b"a\x00b"),
+        good("c-2").into_bytes(),
+        with_remark("c-surrogate", br"\ud800"),
+        format!(r#"{{"conversation_uid":"c-huge","created_at":"{at}","score":1e400}}"#)
+            .into_bytes(),
+        good("c-3").into_bytes(),
+    ];
+    let mut body = br#"{"code":0,"msg":"Success.","data":{"leads":["#.to_vec();
+    body.extend_from_slice(&records.join(&b","[..]));
+    body.extend_from_slice(br#"],"page_size":50,"total":7},"request_id":"r-1"}"#);
+    let server = Hostile::start(move |_| response_bytes("200 OK", &[], &body)).await;
+
+    let report = sync_against(&h, &server).await;
+
+    assert!(
+        matches!(report.outcome, RunOutcome::Succeeded),
+        "one record does not fail the page: {:?}",
+        report.outcome
+    );
+    let stored: Vec<String> = h
+        .stored(BOT_A)
+        .await
+        .into_iter()
+        .map(|lead| lead.conversation_uid)
+        .collect();
+    assert_eq!(stored, ["c-1", "c-2", "c-3"]);
+    let rejected: Vec<(String, Option<String>, serde_json::Value)> = sqlx::query_as(
+        "SELECT reason, conversation_uid, raw FROM rejected_leads ORDER BY reason, conversation_uid",
+    )
+    .fetch_all(&h.db.pool)
+    .await
+    .expect("rejected");
+    let reasons: Vec<(&str, Option<&str>)> = rejected
+        .iter()
+        .map(|(reason, uid, _)| (reason.as_str(), uid.as_deref()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("invalid_text", Some("c-latin1")),
+            ("invalid_text", Some("c-nul")),
+            ("unparseable_value", None),
+            ("unparseable_value", None),
+        ]
+    );
+    assert_eq!(rejected[0].2["remark"], "caf?", "each bad byte kept as ?");
+    assert_eq!(rejected[1].2["remark"], "a?b");
+    let texts: Vec<&str> = rejected[2..]
+        .iter()
+        .map(|(_, _, raw)| raw.as_str().expect("kept as its text"))
+        .collect();
+    assert!(
+        texts.iter().any(|text| text.contains(r"\ud800")),
+        "{texts:?}"
+    );
+    assert!(texts.iter().any(|text| text.contains("1e400")), "{texts:?}");
 }
