@@ -24,6 +24,11 @@ use crate::{
 /// page. A crash loses at most one batch of reading, never data: the mark has not moved.
 const WRITE_BATCH_RECORDS: usize = 1_000;
 
+/// ... or once their bodies add up to this many bytes: leads with megabytes of remark each
+/// would otherwise make one statement of gigabytes, which Postgres refuses (a message is at
+/// most 1 GB), on every run. A page is never split: one page is bounded by `api.max_body_bytes`.
+const WRITE_BATCH_BYTES: usize = 16 << 20;
+
 /// A window never reads more than this many times its target size (`sync.max_window_leads`),
 /// whatever the server says: past it, a window of several days is cut smaller, and a single
 /// day is given up on (a listing that never ends).
@@ -154,7 +159,7 @@ impl<'a> WindowReader<'a> {
             };
             let mut page_number = 1;
             let mut batch = Vec::new();
-            let mut batched = 0;
+            let (mut batched, mut batched_bytes) = (0, 0);
             let mut ahead: Option<Prefetch> = None;
             let end = loop {
                 let page = match (first_page.take(), ahead.as_mut()) {
@@ -198,12 +203,16 @@ impl<'a> WindowReader<'a> {
                     && !(same_as_before && pass.steady());
                 let complete = end.is_some() && !shrink && !reread_due;
                 batched += page.records.len();
+                batched_bytes += page.bytes;
                 batch.push(page);
-                if end.is_some() || batched >= WRITE_BATCH_RECORDS {
+                if end.is_some()
+                    || batched >= WRITE_BATCH_RECORDS
+                    || batched_bytes >= WRITE_BATCH_BYTES
+                {
                     let pages = std::mem::take(&mut batch);
                     self.commit_pages(conn, pages, page_number, complete, counts)
                         .await?;
-                    batched = 0;
+                    (batched, batched_bytes) = (0, 0);
                 }
                 if let Some(end) = end {
                     break end;

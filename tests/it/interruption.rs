@@ -100,3 +100,33 @@ async fn a_process_killed_after_a_windows_first_batch_leaves_the_mark_where_it_w
         ["succeeded", "abandoned", "succeeded"]
     );
 }
+
+#[tokio::test]
+async fn a_batch_is_bounded_by_bytes_as_well_as_records() {
+    // 150 leads of 170 KB each: 3 pages of 8.5 MB. By count they would be one batch (and with
+    // remarks of megabytes, a statement Postgres refuses); by bytes (16 MiB) pages 1-2 are one.
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    let uids = h
+        .world
+        .generate_leads(BOT_A, 150, days_ago(20), days_ago(0), 43);
+    let remark = serde_json::Value::String("r".repeat(170_000));
+    for uid in &uids {
+        assert!(h.world.edit_lead(uid, "remark", remark.clone()));
+    }
+    let gate = h.world.hold_page(BOT_A, 3);
+
+    tokio::select! {
+        _ = h.sync() => panic!("the run finished although page 3 was held"),
+        () = async {
+            gate.arrived().await;
+            wait_for_committed(&h.db.pool, 100).await;
+        } => {}
+    }
+    assert_eq!(count_leads(&h.db.pool).await, 100, "pages 1-2, one batch");
+    assert_eq!(h.high_water_mark(BOT_A).await, None);
+    gate.release();
+    wait_for_bot_locks_released(&h.db.pool).await;
+
+    assert_all_succeeded(&h.sync().await);
+    h.assert_copy_is_exact().await;
+}
