@@ -192,6 +192,11 @@ impl Default for RawDatabase {
     }
 }
 
+/// The largest answer read by default: a page of 1,000 leads with 30 KB of text each.
+const DEFAULT_MAX_BODY_BYTES: u64 = 32 << 20;
+const MIN_BODY_BYTES: u64 = 64 << 10;
+const MAX_BODY_BYTES: u64 = 1 << 30;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawApi {
@@ -205,6 +210,8 @@ struct RawApi {
     key_file: Option<PathBuf>,
     #[serde(deserialize_with = "strict::whole")]
     max_in_flight: usize,
+    #[serde(deserialize_with = "strict::whole")]
+    max_body_bytes: u64,
 }
 
 impl Default for RawApi {
@@ -216,6 +223,7 @@ impl Default for RawApi {
             connect_timeout_secs: 10,
             key_file: None,
             max_in_flight: 8,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 }
@@ -687,6 +695,15 @@ impl RawApi {
                     "api.connect_timeout_secs",
                     self.connect_timeout_secs,
                 )?),
+                max_body_bytes: match self.max_body_bytes {
+                    MIN_BODY_BYTES..=MAX_BODY_BYTES => self.max_body_bytes,
+                    other => {
+                        return Err(ConfigError::new(
+                            "api.max_body_bytes",
+                            format!("{other} is outside {MIN_BODY_BYTES}..={MAX_BODY_BYTES}"),
+                        ));
+                    }
+                },
             },
             page_size: self.page_size,
             key_file: self.key_file,

@@ -122,6 +122,11 @@ pub fn request_retried(attempt: u64, err: &ApiError, delay: Duration) {
     );
 }
 
+/// A page whose answer was over `api.max_body_bytes`, asked for again as `parts` smaller pages.
+pub fn page_split(page: u32, page_size: u32, parts: usize) {
+    info!(page, page_size, parts, "page_split");
+}
+
 /// A malformed record kept aside for the first time (a record every run re-reads is reported
 /// once; `rejected_leads.times_seen` counts the rest).
 pub fn lead_rejected(reason: &str, conversation_uid: Option<&str>, page: u32) {

@@ -38,7 +38,8 @@ pub fn classify(err: &ApiError) -> Disposition {
         // likely a hiccup, and the attempt budget keeps it bounded.
         | ApiError::Application { .. } => Disposition::Transient,
         // Following it would send the key elsewhere; asking again gets the same answer.
-        ApiError::Redirect { .. } => Disposition::Permanent,
+        // The same request gets the same answer: the caller asks for smaller pages instead.
+        ApiError::Redirect { .. } | ApiError::TooLarge { .. } => Disposition::Permanent,
         ApiError::Status { status, .. } => {
             if status.is_server_error()
                 || *status == reqwest::StatusCode::TOO_MANY_REQUESTS

@@ -19,6 +19,8 @@ pub struct ClientSettings {
     /// For the whole request, body included.
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// The largest answer read: a bigger one is refused (`ApiError::TooLarge`).
+    pub max_body_bytes: u64,
 }
 
 /// A ChatofAI API client for one API key. Cheap to clone; clones share connections.
@@ -27,6 +29,7 @@ pub struct ChatofClient {
     http: reqwest::Client,
     base_url: Url,
     timeout: Duration,
+    max_body_bytes: u64,
     key: SecretString,
 }
 
@@ -55,6 +58,7 @@ impl ChatofClient {
             http,
             base_url: settings.base_url.clone(),
             timeout: settings.timeout,
+            max_body_bytes: settings.max_body_bytes,
             key,
         })
     }
@@ -96,12 +100,12 @@ impl ChatofClient {
                 target: redirect_target(response.url(), response.headers()),
             });
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|err| self.transport_error(&err))?;
-
         if !status.is_success() {
+            // Only its request id is read: a little of it is enough.
+            let body = self
+                .read_body(response, ERROR_BODY_BYTES)
+                .await
+                .unwrap_or_default();
             let request_id = error_request_id(&body);
             return Err(ApiError::Status {
                 status,
@@ -109,6 +113,7 @@ impl ChatofClient {
                 retry_after,
             });
         }
+        let body = self.read_body(response, self.max_body_bytes).await?;
         let mut scratch = String::new();
         let parsed =
             page::parse_envelope(&body, &mut scratch).map_err(|err| ApiError::BadBody {
@@ -146,6 +151,38 @@ impl ChatofClient {
         })
     }
 
+    /// The body, if it is at most `limit` bytes: refused at once when `Content-Length` says it
+    /// is bigger, else read chunk by chunk and given up on at the limit, so no answer, however
+    /// big or endless, holds more than `limit` bytes of memory.
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        limit: u64,
+    ) -> Result<Vec<u8>, ApiError> {
+        let too_large = |announced| ApiError::TooLarge {
+            status: response.status(),
+            limit,
+            announced,
+        };
+        let announced = response.content_length();
+        if let Some(bytes) = announced.filter(|&bytes| bytes > limit) {
+            return Err(too_large(Some(bytes)));
+        }
+        let too_large = too_large(None);
+        let mut body = Vec::with_capacity(announced.unwrap_or(0) as usize);
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|err| self.transport_error(&err))?
+        {
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(too_large);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
     /// The URL a bot's leads are listed at (for messages: it carries no secret).
     pub fn leads_url(&self, bot: &BotUid) -> Url {
         let mut url = self.base_url.clone();
@@ -180,6 +217,9 @@ impl ChatofClient {
         }
     }
 }
+
+/// How much of an error answer is read, for its request id.
+const ERROR_BODY_BYTES: u64 = 64 << 10;
 
 /// Request ids are logged and stored: a server cannot make them long or multi-line.
 const MAX_REQUEST_ID_CHARS: usize = 128;
@@ -268,6 +308,7 @@ mod tests {
             base_url: "http://127.0.0.1:9/api".parse().expect("url"),
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
+            max_body_bytes: 1 << 20,
         };
         let client =
             ChatofClient::new(&settings, SecretString::from("sk-very-secret")).expect("client");
@@ -282,6 +323,7 @@ mod tests {
                 base_url: base.parse().expect("url"),
                 timeout: Duration::from_secs(1),
                 connect_timeout: Duration::from_secs(1),
+                max_body_bytes: 1 << 20,
             };
             let client = ChatofClient::new(&settings, SecretString::from("k")).expect("client");
             assert_eq!(

@@ -32,6 +32,15 @@ pub enum ApiError {
         /// `host[:port]` of the `Location`, bounded and escaped.
         target: Option<String>,
     },
+    /// The answer is bigger than `api.max_body_bytes`: refused before reading when its
+    /// `Content-Length` says so, else cut off at the limit.
+    #[error("answer over api.max_body_bytes ({limit} bytes){}", .announced.map_or_else(String::new, |bytes| format!(": Content-Length {bytes}")))]
+    TooLarge {
+        status: StatusCode,
+        limit: u64,
+        /// What `Content-Length` announced, when it did.
+        announced: Option<u64>,
+    },
     #[error("answer is not the JSON envelope ({detail}, HTTP {status}, {bytes} bytes){}", request_id_suffix(.request_id))]
     BadBody {
         status: StatusCode,
@@ -51,9 +60,11 @@ impl ApiError {
             Self::Status { request_id, .. }
             | Self::Application { request_id, .. }
             | Self::BadBody { request_id, .. } => request_id.as_deref(),
-            Self::Connect(_) | Self::Timeout(_) | Self::Transport(_) | Self::Redirect { .. } => {
-                None
-            }
+            Self::Connect(_)
+            | Self::Timeout(_)
+            | Self::Transport(_)
+            | Self::Redirect { .. }
+            | Self::TooLarge { .. } => None,
         }
     }
 
@@ -61,13 +72,20 @@ impl ApiError {
         match self {
             Self::Status { status, .. }
             | Self::BadBody { status, .. }
-            | Self::Redirect { status, .. } => Some(*status),
+            | Self::Redirect { status, .. }
+            | Self::TooLarge { status, .. } => Some(*status),
             _ => None,
         }
     }
 
     /// What a person should look at, for the errors a setting causes.
     pub fn hint(&self) -> Option<&'static str> {
+        if let Self::TooLarge { .. } = self {
+            return Some(
+                "even a page of one lead is over the limit, or the server does not honour a \
+                 smaller page_size: raise api.max_body_bytes",
+            );
+        }
         match self.status()?.as_u16() {
             401 | 403 => Some(
                 "the API key was refused: check CHATOFAI_API_KEY (or api.key_file, or the bot's \
@@ -91,6 +109,7 @@ impl ApiError {
             Self::Application { .. } => "api_code".into(),
             Self::BadBody { .. } => "bad_body".into(),
             Self::Redirect { .. } => "redirect".into(),
+            Self::TooLarge { .. } => "too_large".into(),
         }
     }
 }

@@ -81,11 +81,75 @@ fn response_bytes(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8
 
 /// One sync pass of `BOT_A` against `server` instead of the bundled fake.
 async fn sync_against(h: &Harness, server: &Hostile) -> leadsync::sync::RunReport {
+    sync_against_with(h, server, &[]).await
+}
+
+async fn sync_against_with(
+    h: &Harness,
+    server: &Hostile,
+    overrides: &[(&str, &str)],
+) -> leadsync::sync::RunReport {
     let toml = h
         .config_toml("")
         .replace(&h.api.base_url(), &server.base_url);
-    let mut reports = h.sync_toml(&toml, &[]).await;
+    let mut reports = h.sync_toml(&toml, overrides).await;
     reports.remove(0)
+}
+
+/// A query parameter of a request target.
+fn param(target: &str, name: &str) -> Option<String> {
+    let query = target.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| value.to_owned())
+    })
+}
+
+/// A leads listing of `leads` (uid, created_at), filtered by day and paged as asked, newest
+/// first, as a body; every lead carries a remark of `remark_bytes`.
+fn listing(target: &str, leads: &[(String, chrono::DateTime<Utc>)], remark_bytes: usize) -> String {
+    let day = |name| param(target, name).and_then(|day| day.parse::<chrono::NaiveDate>().ok());
+    let (start, end) = (day("start_date"), day("end_date"));
+    let page: usize = param(target, "page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1);
+    let size: usize = param(target, "page_size")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(50);
+    let mut listed: Vec<_> = leads
+        .iter()
+        .filter(|(_, at)| start.is_none_or(|start| at.date_naive() >= start))
+        .filter(|(_, at)| end.is_none_or(|end| at.date_naive() <= end))
+        .collect();
+    listed.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
+    let total = listed.len();
+    let remark = "r".repeat(remark_bytes);
+    let records: Vec<serde_json::Value> = listed
+        .into_iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .map(|(uid, at)| {
+            serde_json::json!({"conversation_uid": uid, "bot_uid": BOT_A,
+                               "created_at": at.to_rfc3339(), "remark": remark})
+        })
+        .collect();
+    serde_json::json!({"code": 0, "msg": "Success.",
+                       "data": {"leads": records, "page_size": size, "total": total},
+                       "request_id": "r"})
+    .to_string()
+}
+
+/// A chunked response: no `Content-Length`, the size is known only once it is read.
+fn chunked(body: &str) -> Vec<u8> {
+    let mut out =
+        b"HTTP/1.1 200 OK\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    for chunk in body.as_bytes().chunks(8 << 10) {
+        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
 }
 
 #[tokio::test]
@@ -277,4 +341,97 @@ async fn records_the_parser_cannot_take_are_kept_aside_and_the_rest_is_stored() 
         "{texts:?}"
     );
     assert!(texts.iter().any(|text| text.contains("1e400")), "{texts:?}");
+}
+
+#[tokio::test]
+async fn an_answer_over_the_body_limit_is_asked_for_again_as_smaller_pages() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    // 12 leads of 20 KB against a limit of 64 KiB: a page holds at most 3 of them.
+    let leads: Vec<(String, chrono::DateTime<Utc>)> = (0..12)
+        .map(|n| (format!("c-{n:02}"), days_ago(1) - TimeDelta::minutes(n)))
+        .collect();
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
+    let server = Hostile::start(move |target| {
+        let size = param(target, "page_size").unwrap_or_default();
+        log.lock()
+            .expect("log")
+            .push((param(target, "page").unwrap_or_default(), size.clone()));
+        let body = listing(target, &leads, 20_000);
+        // The first ask announces its size; the smaller ones are chunked, so only reading
+        // them shows they are too large.
+        if size == "50" {
+            response("200 OK", &[], &body)
+        } else {
+            chunked(&body)
+        }
+    })
+    .await;
+
+    let report =
+        sync_against_with(&h, &server, &[("LEADSYNC__API__MAX_BODY_BYTES", "65536")]).await;
+
+    assert!(
+        matches!(report.outcome, RunOutcome::Succeeded),
+        "{:?}",
+        report.outcome
+    );
+    let stored = h.stored(BOT_A).await;
+    assert_eq!(stored.len(), 12);
+    let remarks: Vec<usize> = stored
+        .iter()
+        .map(|lead| lead.remark.as_deref().map_or(0, str::len))
+        .collect();
+    assert_eq!(remarks, [20_000; 12], "every lead whole");
+    // The window with the leads: page 1 of 50 is refused, then 50 -> 25 -> 5 -> 1 (the largest
+    // divisor each time), until pages hold at most three leads; the third page of 5 (two leads)
+    // fits, and being short it ends the listing.
+    let asked = asked.lock().expect("log").clone();
+    let with_leads: Vec<(String, String)> = asked
+        .iter()
+        .skip_while(|(page, size)| !(page == "1" && size == "25"))
+        .cloned()
+        .collect();
+    let pages = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(p, s)| (p.to_string(), s.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        with_leads[..14],
+        pages(&[
+            ("1", "25"),
+            ("1", "5"),
+            ("1", "1"),
+            ("2", "1"),
+            ("3", "1"),
+            ("4", "1"),
+            ("5", "1"),
+            ("2", "5"),
+            ("6", "1"),
+            ("7", "1"),
+            ("8", "1"),
+            ("9", "1"),
+            ("10", "1"),
+            ("3", "5"),
+        ])[..],
+        "{asked:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_lead_too_large_even_alone_fails_the_run_naming_the_setting() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    let leads = vec![("c-big".to_owned(), days_ago(1))];
+    let server = Hostile::start(move |target| chunked(&listing(target, &leads, 100_000))).await;
+
+    let report =
+        sync_against_with(&h, &server, &[("LEADSYNC__API__MAX_BODY_BYTES", "65536")]).await;
+
+    let RunOutcome::Failed(SyncError::Api(err)) = &report.outcome else {
+        panic!("the run fails, got {:?}", report.outcome);
+    };
+    assert_eq!(err.kind(), "too_large");
+    assert!(err.to_string().contains("api.max_body_bytes"), "{err}");
+    assert_eq!(count_leads(&h.db.pool).await, 0);
 }
