@@ -642,6 +642,15 @@ impl RawDatabase {
                 ));
             }
         }
+        // The connection options too (sslmode, ports, ...), so that a typo is a configuration
+        // error now rather than a failure at the first connection. sqlx's messages name the
+        // option and its value; they do not repeat the URL.
+        if let Err(err) = url.parse::<sqlx::postgres::PgConnectOptions>() {
+            return Err(ConfigError::new(
+                "database.url",
+                format!("invalid connection options ({err})"),
+            ));
+        }
         // Each bot in flight holds one connection for its lock and needs at least one more.
         let needed = max_concurrent_bots as u32 + 1;
         if self.max_connections < needed {
@@ -1111,6 +1120,19 @@ mod tests {
     fn an_unknown_key_is_refused_by_name() {
         let err = error_of(&format!("{MINIMAL}[sync]\nlookback = 3\n"));
         assert!(err.to_string().contains("lookback"), "{err}");
+    }
+
+    #[test]
+    fn connection_options_are_checked_with_the_rest_of_the_config() {
+        for options in ["sslmode=bogus", "port=x", "statement-cache-capacity=many"] {
+            let err = error_of(&format!(
+                "[database]\nurl = \"postgres://u:secret-pw@db/x?{options}\"\n[[bots]]\nuid = \"b\"\n"
+            ));
+            assert_eq!(err.setting, "database.url", "{options}");
+            let message = err.to_string();
+            assert!(message.contains("invalid connection options"), "{message}");
+            assert!(!message.contains("secret-pw"), "{message}");
+        }
     }
 
     #[test]

@@ -21,7 +21,11 @@ const VALID: &str = "[database]\nurl = \"postgres://postgres@127.0.0.1:1/none\"\
 
 #[test]
 fn configuration_errors_exit_78_with_one_line_naming_the_setting() {
-    let cases: [(&str, &str); 15] = [
+    let cases: [(&str, &str); 16] = [
+        (
+            "[database]\nurl = \"postgres://x/y?sslmode=bogus\"\n[[bots]]\nuid = \"b\"\n",
+            "database.url",
+        ),
         (
             "[database]\nurl = \"postgres://x/y\"\n[log]\nfilter = \"infoo\"\n[[bots]]\nuid = \"b\"\n",
             "log.filter",
