@@ -172,6 +172,9 @@ impl Syncer {
     ) -> anyhow::Result<Self> {
         let base = ChatofClient::new(&config.api.client, SecretString::from(String::new()))
             .context("building the HTTP client")?;
+        if let Some(proxy) = base.proxy() {
+            events::api_proxy(&proxy);
+        }
         let clients = config
             .bots
             .iter()

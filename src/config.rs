@@ -212,6 +212,7 @@ struct RawApi {
     max_in_flight: usize,
     #[serde(deserialize_with = "strict::whole")]
     max_body_bytes: u64,
+    allow_plain_http: bool,
 }
 
 impl Default for RawApi {
@@ -224,6 +225,7 @@ impl Default for RawApi {
             key_file: None,
             max_in_flight: 8,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            allow_plain_http: false,
         }
     }
 }
@@ -674,6 +676,17 @@ impl RawDatabase {
     }
 }
 
+/// Whether `url` names this machine (`localhost`, 127.0.0.0/8, `::1`): traffic that never
+/// leaves it may be plain HTTP (the demo, the fake API, a local proxy).
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 impl RawApi {
     fn validate(self) -> Result<ApiSettings, ConfigError> {
         let base_url = Url::parse(&self.base_url)
@@ -682,6 +695,13 @@ impl RawApi {
             return Err(ConfigError::new(
                 "api.base_url",
                 "must be an http:// or https:// URL",
+            ));
+        }
+        if base_url.scheme() == "http" && !self.allow_plain_http && !is_loopback(&base_url) {
+            return Err(ConfigError::new(
+                "api.base_url",
+                "plain http:// to a host other than this machine would send the API key in clear \
+                 text: use https://, or set api.allow_plain_http = true if that is intended",
             ));
         }
         if base_url.query().is_some() || base_url.fragment().is_some() {
@@ -1021,6 +1041,10 @@ mod tests {
                 "[api]\nbase_url = \"https://x/api?key=1\"\n",
                 "api.base_url",
             ),
+            (
+                "[api]\nbase_url = \"http://api.example.com/api\"\n",
+                "api.base_url",
+            ),
         ];
         for (extra, setting) in cases {
             let err = error_of(&format!("{MINIMAL}{extra}"));
@@ -1114,6 +1138,33 @@ mod tests {
         let err = Config::load(None, &HashMap::new()).expect_err("nothing configured");
         assert!(err.problem.contains("no config file was given"), "{err}");
         assert!(err.problem.contains("LEADSYNC_CONFIG"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_is_accepted_to_this_machine_or_when_a_setting_says_so() {
+        for url in [
+            "http://127.0.0.1:8089/api",
+            "http://127.0.0.9/api",
+            "http://localhost/api",
+            "http://[::1]:80/api",
+            "https://api.example.com/api",
+        ] {
+            let toml = format!("{MINIMAL}[api]\nbase_url = \"{url}\"\n");
+            assert!(Config::from_toml(&toml, &HashMap::new()).is_ok(), "{url}");
+        }
+        for url in [
+            "http://fake-api:8089/api",
+            "http://10.0.0.1/api",
+            "http://localhost.evil/api",
+        ] {
+            let toml = format!("{MINIMAL}[api]\nbase_url = \"{url}\"\n");
+            assert!(Config::from_toml(&toml, &HashMap::new()).is_err(), "{url}");
+            let allowed = format!("{toml}allow_plain_http = true\n");
+            assert!(
+                Config::from_toml(&allowed, &HashMap::new()).is_ok(),
+                "{url}"
+            );
+        }
     }
 
     #[test]

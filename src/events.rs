@@ -274,6 +274,16 @@ pub fn sync_pass_finished(
     );
 }
 
+/// The API is reached through a proxy from the environment (said once, at start).
+pub fn api_proxy(proxy: &crate::chatof::ProxyInUse) {
+    info!(
+        variable = proxy.variable,
+        proxy = %proxy.proxy,
+        no_proxy_set = proxy.no_proxy,
+        "api_proxy"
+    );
+}
+
 pub fn daemon_started(bots: usize, http: Option<std::net::SocketAddr>) {
     info!(
         bots,

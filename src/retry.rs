@@ -39,7 +39,9 @@ pub fn classify(err: &ApiError) -> Disposition {
         | ApiError::Application { .. } => Disposition::Transient,
         // Following it would send the key elsewhere; asking again gets the same answer.
         // The same request gets the same answer: the caller asks for smaller pages instead.
-        ApiError::Redirect { .. } | ApiError::TooLarge { .. } => Disposition::Permanent,
+        ApiError::Redirect { .. } | ApiError::TooLarge { .. } | ApiError::Tls(_) => {
+            Disposition::Permanent
+        }
         ApiError::Status { status, .. } => {
             if status.is_server_error()
                 || *status == reqwest::StatusCode::TOO_MANY_REQUESTS

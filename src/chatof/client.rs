@@ -183,6 +183,14 @@ impl ChatofClient {
         Ok(body)
     }
 
+    /// The proxy the client goes through, read from the environment as reqwest does
+    /// (`HTTPS_PROXY` or `ALL_PROXY` for https, `HTTP_PROXY` or `ALL_PROXY` for http, either
+    /// case; `NO_PROXY` exempts hosts): the variable and the proxy's `scheme://host:port`,
+    /// never its credentials.
+    pub fn proxy(&self) -> Option<ProxyInUse> {
+        proxy_of(&self.base_url, |name| std::env::var(name).ok())
+    }
+
     /// The URL a bot's leads are listed at (for messages: it carries no secret).
     pub fn leads_url(&self, bot: &BotUid) -> Url {
         let mut url = self.base_url.clone();
@@ -210,12 +218,89 @@ impl ChatofClient {
         } else {
             detail.join(": ")
         };
-        if err.is_connect() {
+        if is_tls_failure(err) {
+            ApiError::Tls(detail)
+        } else if err.is_connect() {
             ApiError::Connect(detail)
         } else {
             ApiError::Transport(detail)
         }
     }
+}
+
+/// Whether rustls refused the connection (a certificate, the handshake). rustls' error sits
+/// inside `io::Error`s (nested, here), whose `source()` skips what they wrap: look inside.
+fn is_tls_failure(err: &reqwest::Error) -> bool {
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let mut inner = cause;
+        loop {
+            if inner.is::<rustls::Error>() {
+                return true;
+            }
+            match inner
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+            {
+                Some(wrapped) => inner = wrapped,
+                None => break,
+            }
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// A proxy taken from the environment (see [`ChatofClient::proxy`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProxyInUse {
+    pub variable: &'static str,
+    /// `scheme://host:port`, without credentials.
+    pub proxy: String,
+    /// Whether `NO_PROXY` is set (it may exempt the API's host).
+    pub no_proxy: bool,
+}
+
+fn proxy_of(base_url: &Url, var: impl Fn(&str) -> Option<String>) -> Option<ProxyInUse> {
+    let names: &[&'static str] = if base_url.scheme() == "https" {
+        &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+    } else {
+        &["http_proxy", "HTTP_PROXY", "ALL_PROXY", "all_proxy"]
+    };
+    let (variable, value) = names.iter().find_map(|name| {
+        var(name)
+            .filter(|value| !value.trim().is_empty())
+            .map(|value| (*name, value))
+    })?;
+    let value = value.trim();
+    // reqwest also takes `[user:pass@]host:port` without a scheme (which `Url` would misread).
+    let parsed = if value.contains("://") {
+        Url::parse(value).ok()
+    } else {
+        None
+    };
+    let proxy = match parsed {
+        Some(url) => {
+            let host = url.host_str().unwrap_or("?");
+            match url.port_or_known_default() {
+                Some(port) => format!("{}://{host}:{port}", url.scheme()),
+                None => format!("{}://{host}", url.scheme()),
+            }
+        }
+        // Never echo what may hold a password: only what follows the last `@`.
+        None => value
+            .rsplit('@')
+            .next()
+            .map(|host| bounded(host, 120))
+            .unwrap_or_default(),
+    };
+    Some(ProxyInUse {
+        variable,
+        proxy,
+        no_proxy: ["NO_PROXY", "no_proxy"]
+            .iter()
+            .any(|name| var(name).is_some_and(|value| !value.trim().is_empty())),
+    })
 }
 
 /// How much of an error answer is read, for its request id.
@@ -300,6 +385,46 @@ mod tests {
         assert_eq!(retry_after(&headers, now), Some(RetryAfter(Duration::ZERO)));
         headers.insert(header::RETRY_AFTER, "soon".parse().expect("header"));
         assert_eq!(retry_after(&headers, now), None);
+    }
+
+    #[test]
+    fn the_proxy_is_read_as_reqwest_reads_it_and_shown_without_credentials() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_owned())
+            }
+        };
+        let https: Url = "https://chatof.ai/api".parse().expect("url");
+        let http: Url = "http://127.0.0.1:8089/api".parse().expect("url");
+        assert_eq!(proxy_of(&https, env(&[])), None);
+        assert_eq!(
+            proxy_of(
+                &https,
+                env(&[
+                    ("HTTPS_PROXY", "http://user:pw@proxy.corp:3128"),
+                    ("HTTP_PROXY", "http://other:1"),
+                    ("no_proxy", "localhost"),
+                ])
+            ),
+            Some(ProxyInUse {
+                variable: "HTTPS_PROXY",
+                proxy: "http://proxy.corp:3128".into(),
+                no_proxy: true,
+            })
+        );
+        let plain =
+            proxy_of(&http, env(&[("ALL_PROXY", "user:pw@proxy.corp:3128")])).expect("a proxy");
+        assert_eq!(plain.variable, "ALL_PROXY");
+        assert_eq!(plain.proxy, "proxy.corp:3128");
+        assert!(!plain.no_proxy);
+        assert_eq!(
+            proxy_of(&http, env(&[("HTTPS_PROXY", "http://proxy:1")])),
+            None,
+            "an https proxy does not carry http"
+        );
     }
 
     #[test]

@@ -12,6 +12,10 @@ pub enum ApiError {
     Timeout(Duration),
     #[error("connection failed mid-request: {0}")]
     Transport(String),
+    /// The TLS handshake failed (a certificate that does not verify, a server that does not
+    /// speak TLS): asking again gets the same answer.
+    #[error("TLS failed: {0}")]
+    Tls(String),
     #[error("HTTP {status}{}", request_id_suffix(.request_id))]
     Status {
         status: StatusCode,
@@ -63,6 +67,7 @@ impl ApiError {
             Self::Connect(_)
             | Self::Timeout(_)
             | Self::Transport(_)
+            | Self::Tls(_)
             | Self::Redirect { .. }
             | Self::TooLarge { .. } => None,
         }
@@ -80,11 +85,20 @@ impl ApiError {
 
     /// What a person should look at, for the errors a setting causes.
     pub fn hint(&self) -> Option<&'static str> {
-        if let Self::TooLarge { .. } = self {
-            return Some(
-                "even a page of one lead is over the limit, or the server does not honour a \
-                 smaller page_size: raise api.max_body_bytes",
-            );
+        match self {
+            Self::TooLarge { .. } => {
+                return Some(
+                    "even a page of one lead is over the limit, or the server does not honour \
+                     a smaller page_size: raise api.max_body_bytes",
+                );
+            }
+            Self::Tls(_) => {
+                return Some(
+                    "check api.base_url's host and port, and the certificates this machine \
+                     trusts (leadsync uses the system's roots, and a proxy's if one is set)",
+                );
+            }
+            _ => {}
         }
         match self.status()?.as_u16() {
             401 | 403 => Some(
@@ -105,6 +119,7 @@ impl ApiError {
             Self::Connect(_) => "connect".into(),
             Self::Timeout(_) => "timeout".into(),
             Self::Transport(_) => "transport".into(),
+            Self::Tls(_) => "tls".into(),
             Self::Status { status, .. } => format!("http_{}", status.as_u16()),
             Self::Application { .. } => "api_code".into(),
             Self::BadBody { .. } => "bad_body".into(),

@@ -6,6 +6,6 @@ mod error;
 mod page;
 mod wire;
 
-pub use client::{ChatofClient, ClientSettings, LeadsQuery};
+pub use client::{ChatofClient, ClientSettings, LeadsQuery, ProxyInUse};
 pub use error::{ApiError, RetryAfter};
 pub use page::LeadsPage;

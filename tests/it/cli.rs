@@ -21,7 +21,11 @@ const VALID: &str = "[database]\nurl = \"postgres://postgres@127.0.0.1:1/none\"\
 
 #[test]
 fn configuration_errors_exit_78_with_one_line_naming_the_setting() {
-    let cases: [(&str, &str); 16] = [
+    let cases: [(&str, &str); 17] = [
+        (
+            "[database]\nurl = \"postgres://x/y\"\n[api]\nbase_url = \"http://api.example.com/v1\"\n[[bots]]\nuid = \"b\"\n",
+            "api.base_url",
+        ),
         (
             "[database]\nurl = \"postgres://x/y?sslmode=bogus\"\n[[bots]]\nuid = \"b\"\n",
             "database.url",

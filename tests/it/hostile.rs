@@ -435,3 +435,100 @@ async fn a_lead_too_large_even_alone_fails_the_run_naming_the_setting() {
     assert!(err.to_string().contains("api.max_body_bytes"), "{err}");
     assert_eq!(count_leads(&h.db.pool).await, 0);
 }
+
+/// A real TLS server (`openssl s_server`) with a self-signed certificate, stopped on drop.
+struct UntrustedTls {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl UntrustedTls {
+    async fn start() -> UntrustedTls {
+        let dir = std::env::temp_dir().join(format!("leadsync-tls-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let made = std::process::Command::new("openssl")
+            .current_dir(&dir)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args([
+                "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .output()
+            .expect("run openssl req");
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        // Waited for in `Drop`.
+        #[allow(clippy::zombie_processes)]
+        let child = std::process::Command::new("openssl")
+            .current_dir(&dir)
+            .args([
+                "s_server", "-quiet", "-www", "-cert", "cert.pem", "-key", "key.pem",
+            ])
+            .args(["-accept", &format!("127.0.0.1:{port}")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn openssl s_server");
+        for _ in 0..1_000 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return UntrustedTls { child, dir, port };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        panic!("openssl s_server did not listen on {port}");
+    }
+}
+
+impl Drop for UntrustedTls {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_that_does_not_verify_fails_the_run_at_once() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    let tls = UntrustedTls::start().await;
+    let toml = h.config_toml("").replace(
+        &h.api.base_url(),
+        &format!("https://127.0.0.1:{}/api/v1/backend", tls.port),
+    );
+
+    let report = h.sync_toml(&toml, &[]).await.remove(0);
+
+    let RunOutcome::Failed(SyncError::Api(err)) = &report.outcome else {
+        panic!("the run fails, got {:?}", report.outcome);
+    };
+    assert_eq!(err.kind(), "tls", "{err}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+    assert_eq!(
+        report.counts.retries, 0,
+        "a certificate does not change on retry"
+    );
+}
