@@ -113,6 +113,23 @@ impl ChatofClient {
                 retry_after,
             });
         }
+        // gzip is asked for and decoded (the header is gone then); anything else left is an
+        // encoding leadsync cannot read, which would otherwise show as "invalid JSON".
+        if let Some(encoding) = response
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .filter(|encoding| !encoding.as_bytes().eq_ignore_ascii_case(b"identity"))
+        {
+            return Err(ApiError::BadBody {
+                status,
+                bytes: 0,
+                detail: format!(
+                    "Content-Encoding {} is not one leadsync decodes (it asks for gzip)",
+                    bounded(&String::from_utf8_lossy(encoding.as_bytes()), 40)
+                ),
+                request_id: None,
+            });
+        }
         let body = self.read_body(response, self.max_body_bytes).await?;
         let mut scratch = String::new();
         let parsed =

@@ -22,6 +22,8 @@ use crate::helpers::*;
 struct Hostile {
     base_url: String,
     requests: Arc<AtomicUsize>,
+    /// The head (request line and headers) of every request, in arrival order.
+    heads: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Hostile {
@@ -30,11 +32,14 @@ impl Hostile {
         let addr = listener.local_addr().expect("addr");
         let requests = Arc::new(AtomicUsize::new(0));
         let counter = requests.clone();
+        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = heads.clone();
         let answer = Arc::new(answer);
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let answer = answer.clone();
                 let counter = counter.clone();
+                let log = log.clone();
                 tokio::spawn(async move {
                     let mut head = Vec::new();
                     let mut buf = [0u8; 4096];
@@ -45,7 +50,8 @@ impl Hostile {
                         }
                     }
                     counter.fetch_add(1, Ordering::SeqCst);
-                    let text = String::from_utf8_lossy(&head);
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    log.lock().expect("heads").push(text.clone());
                     let target = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
                     let _ = socket.write_all(&answer(&target)).await;
                     let _ = socket.shutdown().await;
@@ -55,6 +61,7 @@ impl Hostile {
         Hostile {
             base_url: format!("http://{addr}/api/v1/backend"),
             requests,
+            heads,
         }
     }
 
@@ -531,4 +538,47 @@ async fn a_certificate_that_does_not_verify_fails_the_run_at_once() {
         report.counts.retries, 0,
         "a certificate does not change on retry"
     );
+}
+
+#[tokio::test]
+async fn answers_are_asked_for_in_gzip_and_an_unknown_encoding_is_named() {
+    use std::io::Write as _;
+
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    let leads: Vec<(String, chrono::DateTime<Utc>)> = (0..3)
+        .map(|n| (format!("c-{n}"), days_ago(2) - TimeDelta::minutes(n)))
+        .collect();
+    let server = Hostile::start(move |target| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(listing(target, &leads, 1_000).as_bytes())
+            .expect("gzip");
+        let body = gz.finish().expect("gzip");
+        response_bytes("200 OK", &[("content-encoding", "gzip")], &body)
+    })
+    .await;
+
+    let report = sync_against(&h, &server).await;
+
+    assert!(
+        matches!(report.outcome, RunOutcome::Succeeded),
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!(h.stored(BOT_A).await.len(), 3);
+    let heads = server.heads.lock().expect("heads").clone();
+    assert!(
+        heads
+            .iter()
+            .all(|head| head.to_ascii_lowercase().contains("accept-encoding: gzip")),
+        "{heads:?}"
+    );
+
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    let server =
+        Hostile::start(|_| response("200 OK", &[("content-encoding", "br")], "\u{1b}x")).await;
+    let report = sync_against(&h, &server).await;
+    let RunOutcome::Failed(err) = &report.outcome else {
+        panic!("the run fails, got {:?}", report.outcome);
+    };
+    assert!(err.to_string().contains("Content-Encoding br"), "{err}");
 }
