@@ -35,6 +35,8 @@ pub enum RejectReason {
     /// JSON that no parser can hold as written (a number out of range, a lone surrogate
     /// `\ud800`): kept as its text.
     UnparseableValue,
+    /// The `conversation_uid` is already stored under another bot, which keeps it.
+    OwnedByAnotherBot,
 }
 
 impl RejectReason {
@@ -47,6 +49,7 @@ impl RejectReason {
             Self::BotUidMismatch => "bot_uid_mismatch",
             Self::InvalidText => "invalid_text",
             Self::UnparseableValue => "unparseable_value",
+            Self::OwnedByAnotherBot => "owned_by_another_bot",
         }
     }
 }

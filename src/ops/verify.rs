@@ -44,9 +44,10 @@ pub async fn verify_bot(
     let tomorrow = today + Days::new(1);
     let read = margins(&beliefs).around(first, today);
     let listed = list_leads(ctx, client, bot, read, &beliefs).await?;
-    // Erased or past retention: listed by the API, rightly absent from the copy.
+    // Erased, past retention or another bot's: listed by the API, rightly absent from the copy.
     let unstorable =
-        store::unstorable_conversations(&ctx.pool, &listed.values().collect::<Vec<_>>()).await?;
+        store::unstorable_conversations(&ctx.pool, bot, &listed.values().collect::<Vec<_>>())
+            .await?;
     let stored = store::lead_keys_between(&ctx.pool, bot, first, tomorrow).await?;
 
     let mut by_day: BTreeMap<NaiveDate, (HashSet<String>, HashSet<String>)> = BTreeMap::new();

@@ -2,7 +2,7 @@ use std::collections::HashSet;
 
 use sqlx::{Connection as _, PgConnection, PgExecutor};
 
-use crate::domain::{ErasureKey, Lead};
+use crate::domain::{BotUid, ErasureKey, Lead};
 
 /// An SQL condition: a tombstone in `forgotten_leads` matches the lead whose conversation uid,
 /// email and phone are these SQL expressions (the hash functions, in the migration, hold the
@@ -88,10 +88,11 @@ pub async fn forget_leads(
 }
 
 /// The conversation uids among `leads` that a sync would not store: matching a tombstone, or
-/// older than this session's retention (the same tests as [`super::upsert_leads`]'s). Listed by
-/// the API, absent from the copy, and rightly so.
+/// older than this session's retention, or stored under another bot than `bot` (the same tests
+/// as [`super::upsert_leads`]'s). Listed by the API, absent from the copy, and rightly so.
 pub async fn unstorable_conversations(
     executor: impl PgExecutor<'_>,
+    bot: &BotUid,
     leads: &[&Lead],
 ) -> Result<HashSet<String>, sqlx::Error> {
     let uids: Vec<&str> = leads.iter().map(|l| l.conversation_uid.as_str()).collect();
@@ -102,13 +103,16 @@ pub async fn unstorable_conversations(
         "SELECT conversation_uid
            FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[])
                 AS t(conversation_uid, created_at, email, phone)
-          WHERE is_expired(created_at) OR {}",
+          WHERE is_expired(created_at) OR {}
+             OR EXISTS (SELECT FROM leads o
+                         WHERE o.conversation_uid = t.conversation_uid AND o.bot_uid <> $5)",
         matches_tombstone("conversation_uid", "email", "phone")
     ))
     .bind(&uids)
     .bind(&created)
     .bind(&emails)
     .bind(&phones)
+    .bind(bot.as_str())
     .fetch_all(executor)
     .await?;
     Ok(unstorable.into_iter().collect())

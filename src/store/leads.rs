@@ -19,7 +19,11 @@ static UPSERT_LEADS: LazyLock<String> = LazyLock::new(|| {
                    -- The uncorrelated EXISTS is evaluated once: no tombstones, no hashing.
                    (EXISTS (SELECT FROM forgotten_leads)
                     AND {matches_tombstone}) AS forgotten,
-                   is_expired(i.created_at) AS expired
+                   is_expired(i.created_at) AS expired,
+                   -- Stored under another bot: the first owner keeps it (see `upsert_leads`).
+                   EXISTS (SELECT FROM leads o
+                            WHERE o.conversation_uid = i.conversation_uid AND o.bot_uid <> $1)
+                       AS elsewhere
               FROM incoming i
         ), purged AS (
             -- A stored lead that now matches a tombstone (an email added to it since) goes too.
@@ -28,14 +32,16 @@ static UPSERT_LEADS: LazyLock<String> = LazyLock::new(|| {
         ), written AS (
             INSERT INTO leads AS l (conversation_uid, bot_uid, created_at, name, email, phone, remark, raw)
             SELECT conversation_uid, $1, created_at, name, email, phone, remark, raw FROM classified
-             WHERE NOT (forgotten OR expired)
+             WHERE NOT (forgotten OR expired OR elsewhere)
             ON CONFLICT (conversation_uid) DO UPDATE
-               SET bot_uid = EXCLUDED.bot_uid, created_at = EXCLUDED.created_at,
+               SET created_at = EXCLUDED.created_at,
                    name = EXCLUDED.name, email = EXCLUDED.email, phone = EXCLUDED.phone,
                    remark = EXCLUDED.remark, raw = EXCLUDED.raw, last_changed_at = now()
-             WHERE (l.bot_uid, l.created_at, l.name, l.email, l.phone, l.remark, l.raw)
+             -- The owner check again: another bot's run may have inserted it meanwhile.
+             WHERE l.bot_uid = EXCLUDED.bot_uid
+               AND (l.created_at, l.name, l.email, l.phone, l.remark, l.raw)
                    IS DISTINCT FROM
-                   (EXCLUDED.bot_uid, EXCLUDED.created_at, EXCLUDED.name, EXCLUDED.email,
+                   (EXCLUDED.created_at, EXCLUDED.name, EXCLUDED.email,
                     EXCLUDED.phone, EXCLUDED.remark, EXCLUDED.raw)
             -- xmax = 0 only on a freshly inserted row version.
             RETURNING (xmax = 0) AS inserted
@@ -43,11 +49,22 @@ static UPSERT_LEADS: LazyLock<String> = LazyLock::new(|| {
         SELECT (SELECT count(*) FILTER (WHERE inserted) FROM written),
                (SELECT count(*) FILTER (WHERE NOT inserted) FROM written),
                (SELECT count(*) FILTER (WHERE forgotten) FROM classified),
-               (SELECT count(*) FILTER (WHERE expired AND NOT forgotten) FROM classified)
+               (SELECT count(*) FILTER (WHERE expired AND NOT forgotten) FROM classified),
+               (SELECT coalesce(array_agg(conversation_uid), '{{}}') FROM classified
+                 WHERE elsewhere AND NOT (forgotten OR expired))
         "#,
         matches_tombstone = matches_tombstone("i.conversation_uid", "i.email", "i.phone")
     )
 });
+
+/// What [`upsert_leads`] did.
+#[derive(Debug, Default)]
+pub struct Upserted {
+    pub counts: UpsertCounts,
+    /// Conversations already stored under another bot: not written (the caller keeps them
+    /// aside as rejected).
+    pub owned_elsewhere: Vec<String>,
+}
 
 /// Upserts one page of leads in one statement, keyed on `conversation_uid`.
 ///
@@ -61,13 +78,17 @@ static UPSERT_LEADS: LazyLock<String> = LazyLock::new(|| {
 /// than `retention.max_age_days`, which the connection carries (see [`super::limit_lead_age`];
 /// counted `expired`): the retention job would only delete it again. Either way no sync — the
 /// lookback, a backfill, a repair — brings such a lead back.
+///
+/// A `conversation_uid` is one lead, so it has one owner: the bot that stored it first. The
+/// same uid listed by another bot is not written (its row would change owner on every run of
+/// either bot) and is returned in `owned_elsewhere`.
 pub async fn upsert_leads(
     executor: impl PgExecutor<'_>,
     bot: &BotUid,
     leads: &[&Lead],
-) -> Result<UpsertCounts, sqlx::Error> {
+) -> Result<Upserted, sqlx::Error> {
     if leads.is_empty() {
-        return Ok(UpsertCounts::default());
+        return Ok(Upserted::default());
     }
     let mut uids = Vec::with_capacity(leads.len());
     let mut created = Vec::with_capacity(leads.len());
@@ -85,26 +106,35 @@ pub async fn upsert_leads(
         remarks.push(lead.remark.as_deref());
         raws.push(&lead.raw);
     }
-    let (inserted, updated, forgotten, expired): (i64, i64, i64, i64) =
-        sqlx::query_as(&UPSERT_LEADS)
-            .bind(bot.as_str())
-            .bind(&uids)
-            .bind(&created)
-            .bind(&names)
-            .bind(&emails)
-            .bind(&phones)
-            .bind(&remarks)
-            .bind(&raws)
-            .fetch_one(executor)
-            .await?;
+    let (inserted, updated, forgotten, expired, owned_elsewhere): (
+        i64,
+        i64,
+        i64,
+        i64,
+        Vec<String>,
+    ) = sqlx::query_as(&UPSERT_LEADS)
+        .bind(bot.as_str())
+        .bind(&uids)
+        .bind(&created)
+        .bind(&names)
+        .bind(&emails)
+        .bind(&phones)
+        .bind(&remarks)
+        .bind(&raws)
+        .fetch_one(executor)
+        .await?;
     let [inserted, updated, forgotten, expired] =
         [inserted, updated, forgotten, expired].map(|count| count as u64);
-    Ok(UpsertCounts {
-        inserted,
-        updated,
-        unchanged: leads.len() as u64 - inserted - updated - forgotten - expired,
-        forgotten,
-        expired,
+    let elsewhere = owned_elsewhere.len() as u64;
+    Ok(Upserted {
+        counts: UpsertCounts {
+            inserted,
+            updated,
+            unchanged: leads.len() as u64 - inserted - updated - forgotten - expired - elsewhere,
+            forgotten,
+            expired,
+        },
+        owned_elsewhere,
     })
 }
 

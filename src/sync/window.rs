@@ -13,7 +13,8 @@ use super::{
 use crate::{
     chatof::{ChatofClient, LeadsPage},
     domain::{
-        ApiBeliefs, BotUid, DayRange, Lead, ListingOrder, RejectedLead, RunCounts, plausible,
+        ApiBeliefs, BotUid, DayRange, Lead, ListingOrder, RejectReason, RejectedLead, RunCounts,
+        plausible,
     },
     events,
     store::{self, PgConnection},
@@ -36,6 +37,25 @@ const RECORD_CAP_FACTOR: u64 = 4;
 
 /// How far past now a lead's `created_at` may move the high-water mark (clock skew).
 const MAX_FUTURE_SKEW: TimeDelta = TimeDelta::minutes(5);
+
+/// The copies of leads that another bot owns, to keep aside as rejected.
+fn owned_by_another_bot(leads: &[&Lead], uids: &[String]) -> Vec<RejectedLead> {
+    if uids.is_empty() {
+        return Vec::new();
+    }
+    let uids: std::collections::HashSet<&str> = uids.iter().map(String::as_str).collect();
+    leads
+        .iter()
+        .filter(|lead| uids.contains(lead.conversation_uid.as_str()))
+        .map(|lead| {
+            RejectedLead::new(
+                RejectReason::OwnedByAnotherBot,
+                Some(lead.conversation_uid.clone()),
+                lead.raw.clone(),
+            )
+        })
+        .collect()
+}
 
 /// What a run tells the reader of one window.
 #[derive(Clone, Copy, Debug)]
@@ -415,6 +435,9 @@ impl<'a> WindowReader<'a> {
         }
         let written = store::upsert_leads(&mut *tx, self.bot, &leads).await?;
         counts.unchanged += (records - rejected.len() - leads.len()) as u64;
+        let elsewhere = owned_by_another_bot(&leads, &written.owned_elsewhere);
+        rejected.extend(&elsewhere);
+        let written = written.counts;
         let first_seen =
             store::record_rejected_leads(&mut *tx, self.bot, self.run_id, &rejected).await?;
         let newest = self.newest.max(page_newest);

@@ -487,3 +487,17 @@ pub async fn leadsync_command(config: &ConfigFile, args: &[&str]) -> (Option<i32
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The syncer a command builds from the harness's config (for `verify` and friends).
+pub fn syncer(h: &Harness) -> leadsync::app::Syncer {
+    let env = HashMap::from([("CHATOFAI_API_KEY".to_owned(), KEY.to_owned())]);
+    let config = leadsync::config::Config::from_toml(&h.config_toml(""), &env).expect("config");
+    let keys = config.resolve_api_keys(&env).expect("keys");
+    leadsync::app::Syncer::new(
+        &config,
+        &h.db.pool,
+        &keys,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .expect("syncer")
+}

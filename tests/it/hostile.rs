@@ -582,3 +582,59 @@ async fn answers_are_asked_for_in_gzip_and_an_unknown_encoding_is_named() {
     };
     assert!(err.to_string().contains("Content-Encoding br"), "{err}");
 }
+
+#[tokio::test]
+async fn a_conversation_listed_under_two_bots_keeps_its_first_owner_and_the_other_copy_aside() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A, BOT_B]).await;
+    let at = (Utc::now() - TimeDelta::hours(3)).fixed_offset();
+    h.world.insert_lead(
+        BOT_A,
+        leadsync::fake_api::FakeLead::new(BOT_A, "c-shared", at),
+    );
+    assert_all_succeeded(&h.sync().await);
+    let owner = || async {
+        sqlx::query_as::<_, (String, chrono::DateTime<Utc>)>(
+            "SELECT bot_uid, last_changed_at FROM leads WHERE conversation_uid = 'c-shared'",
+        )
+        .fetch_one(&h.db.pool)
+        .await
+        .expect("the lead")
+    };
+    let first = owner().await;
+    assert_eq!(first.0, BOT_A);
+
+    // Now bot B lists the same conversation too, on every run.
+    h.world.insert_lead(
+        BOT_B,
+        leadsync::fake_api::FakeLead::new(BOT_B, "c-shared", at),
+    );
+    let runs = [h.sync().await, h.sync().await];
+
+    for reports in &runs {
+        assert_all_succeeded(reports);
+        assert_eq!(report_for(reports, BOT_B).counts.rejected, 1);
+    }
+    assert_eq!(
+        owner().await,
+        first,
+        "the owner and last_changed_at never move"
+    );
+    let rejected: Vec<(String, String, Option<String>, i32)> =
+        sqlx::query_as("SELECT bot_uid, reason, conversation_uid, times_seen FROM rejected_leads")
+            .fetch_all(&h.db.pool)
+            .await
+            .expect("rejected");
+    assert_eq!(
+        rejected,
+        [(
+            BOT_B.to_owned(),
+            "owned_by_another_bot".to_owned(),
+            Some("c-shared".to_owned()),
+            2
+        )],
+        "kept aside once, seen on both runs"
+    );
+    let bot_b = leadsync::domain::BotUid::parse(BOT_B).expect("uid");
+    let drifts = syncer(&h).verify(&bot_b, 3, false).await.expect("verify");
+    assert!(drifts.is_empty(), "not missing from B's copy: {drifts:?}");
+}

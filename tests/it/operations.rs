@@ -1,25 +1,13 @@
 //! The operator commands: verify (and repair), backfill, status, check.
 
-use std::collections::HashMap;
-
 use chrono::{TimeDelta, Utc};
 use leadsync::{
-    app::Syncer,
-    config::Config,
     domain::BotUid,
     fake_api::{FakeLead, WorldSettings},
 };
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 use crate::helpers::*;
-
-fn syncer(h: &Harness) -> Syncer {
-    let env = HashMap::from([("CHATOFAI_API_KEY".to_owned(), KEY.to_owned())]);
-    let config = Config::from_toml(&h.config_toml(""), &env).expect("config");
-    let keys = config.resolve_api_keys(&env).expect("keys");
-    Syncer::new(&config, &h.db.pool, &keys, CancellationToken::new()).expect("syncer")
-}
 
 #[tokio::test]
 async fn verify_finds_a_deleted_row_and_a_day_the_api_grew_and_repair_fixes_both() {
