@@ -1,7 +1,8 @@
 //! A leads answer's body turned into a page: the envelope first, then each record on its own,
 //! so that one record the JSON parser cannot take (bytes that are not UTF-8, a raw control
-//! character inside a string, a lone surrogate, a number out of range) is rejected alone
-//! instead of failing the page, and the bot, on every run.
+//! character inside a string, a lone surrogate, nesting past the parser's limit) is rejected
+//! alone instead of failing the page, and the bot, on every run. (Numbers of any size parse:
+//! serde_json's `arbitrary_precision` keeps their text.)
 
 use serde_json::{Value, value::RawValue};
 
@@ -101,8 +102,14 @@ pub(super) fn record(
     let touched = mended
         .get(mended.partition_point(|&at| at < start))
         .is_some_and(|&at| at < start + json.len());
-    match serde_json::from_str::<Value>(json) {
-        Ok(value) if touched => {
+    let parsed = serde_json::from_str::<Value>(json).map(|value| (value, touched));
+    // A lone surrogate (`\ud800`) is the one escape no parser takes: mend it to U+FFFD.
+    let parsed = parsed.or_else(|err| match without_lone_surrogates(json) {
+        Some(mended) => serde_json::from_str::<Value>(&mended).map(|value| (value, true)),
+        None => Err(err),
+    });
+    match parsed {
+        Ok((value, true)) => {
             let conversation_uid = value
                 .get("conversation_uid")
                 .and_then(Value::as_str)
@@ -113,7 +120,7 @@ pub(super) fn record(
                 value,
             ))
         }
-        Ok(value) => Lead::from_raw(bot, value),
+        Ok((value, false)) => Lead::from_raw(bot, value),
         // Kept as its text, so nothing of it is lost.
         Err(_) => Err(RejectedLead::new(
             if touched {
@@ -125,6 +132,42 @@ pub(super) fn record(
             Value::String(json.to_owned()),
         )),
     }
+}
+
+/// `json` with every `\uXXXX` escape of a surrogate that is not half of a pair replaced by
+/// `\ufffd` (the same length), or `None` if it has none.
+fn without_lone_surrogates(json: &str) -> Option<String> {
+    let bytes = json.as_bytes();
+    let surrogate = |at: usize| -> Option<u16> {
+        let hex = bytes.get(at..at + 6)?;
+        if !hex.starts_with(b"\\u") {
+            return None;
+        }
+        let unit = u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()?;
+        (0xD800..=0xDFFF).contains(&unit).then_some(unit)
+    };
+    let mut out = bytes.to_vec();
+    let mut mended = false;
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] != b'\\' {
+            at += 1;
+            continue;
+        }
+        match surrogate(at) {
+            Some(0xD800..=0xDBFF) if surrogate(at + 6).is_some_and(|low| low >= 0xDC00) => {
+                at += 12;
+            }
+            Some(_) => {
+                out[at..at + 6].copy_from_slice(b"\\ufffd");
+                mended = true;
+                at += 6;
+            }
+            // Another escape: skip the backslash and the character it escapes.
+            None => at += 2,
+        }
+    }
+    mended.then(|| String::from_utf8(out).expect("ASCII replaced by ASCII"))
 }
 
 /// serde_json's messages can quote the offending value, which may be personal data: keep only
@@ -230,16 +273,51 @@ mod tests {
     }
 
     #[test]
-    fn a_value_no_parser_holds_is_kept_as_its_text() {
-        let body =
-            br#"{"code":0,"data":{"leads":[{"conversation_uid":"c","n":1e400},{"s":"\udc00"}]}}"#;
+    fn numbers_keep_their_exact_text_however_large() {
+        let body = br#"{"code":0,"data":{"leads":[{"conversation_uid":"c","created_at":"2024-01-01T00:00:00Z","n":123456789012345678901234567890,"f":1e400,"g":0.10000000000000000001}]}}"#;
+        let parsed = records(body);
+        let raw = &parsed[0].as_ref().expect("stored, not rejected").raw;
+        // The text goes to Postgres as written; jsonb's numeric keeps it exact.
+        assert_eq!(raw["n"].to_string(), "123456789012345678901234567890");
+        assert_eq!(raw["f"].to_string(), "1e+400");
+        assert_eq!(raw["g"].to_string(), "0.10000000000000000001");
+    }
+
+    #[test]
+    fn a_lone_surrogate_is_mended_and_its_record_kept_aside() {
+        let body = br#"{"code":0,"data":{"leads":[{"conversation_uid":"c","x":"a\udc00b"},{"conversation_uid":"d","x":"\ud800"},{"conversation_uid":"e","created_at":"2024-01-01T00:00:00Z","x":"\ud83d\ude00 \\ud800"}]}}"#;
         let parsed = records(body);
         assert_eq!(
             reasons(&parsed),
-            [Some("unparseable_value"), Some("unparseable_value")]
+            [Some("invalid_text"), Some("invalid_text"), None],
+            "a pair, and an escaped backslash before ud800, are fine"
         );
-        let raw = &parsed[0].as_ref().expect_err("rejected").raw;
-        assert_eq!(raw.as_str(), Some(r#"{"conversation_uid":"c","n":1e400}"#));
+        let rejected = parsed[0].as_ref().expect_err("rejected");
+        assert_eq!(rejected.conversation_uid.as_deref(), Some("c"));
+        assert_eq!(rejected.raw["x"], "a\u{fffd}b");
+        assert_eq!(
+            parsed[2].as_ref().expect("a lead").raw["x"],
+            "\u{1f600} \\ud800"
+        );
+    }
+
+    #[test]
+    fn a_record_nested_past_the_parser_limit_is_kept_as_its_text() {
+        // The envelope's parser skips what it does not look into; the record's own parse
+        // stops at serde_json's depth limit of 128.
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let body = format!(
+            r#"{{"code":0,"data":{{"leads":[{{"conversation_uid":"c","x":{deep}}},{LEAD}]}}}}"#
+        );
+        let parsed = records(body.as_bytes());
+        assert_eq!(reasons(&parsed), [Some("unparseable_value"), None]);
+        let rejected = parsed[0].as_ref().expect_err("too deep");
+        assert!(
+            rejected
+                .raw
+                .as_str()
+                .is_some_and(|text| text.contains("[[["))
+        );
     }
 
     #[test]

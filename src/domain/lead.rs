@@ -29,11 +29,10 @@ pub enum RejectReason {
     MissingCreatedAt,
     InvalidCreatedAt,
     BotUidMismatch,
-    /// Bytes that are not UTF-8, or a raw control character inside a string: kept with each
-    /// such byte replaced by `?`.
+    /// Bytes that are not UTF-8, a raw control character inside a string, or a lone surrogate
+    /// `\ud800`: kept with each such byte replaced by `?`, each such escape by U+FFFD.
     InvalidText,
-    /// JSON that no parser can hold as written (a number out of range, a lone surrogate
-    /// `\ud800`): kept as its text.
+    /// JSON the parser will not hold (nested deeper than 128 levels): kept as its text.
     UnparseableValue,
     /// The `conversation_uid` is already stored under another bot, which keeps it.
     OwnedByAnotherBot,
