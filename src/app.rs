@@ -80,17 +80,15 @@ pub fn database_target(config: &Config) -> String {
 
 /// Connects once, directly. The pool retries a refused connection until
 /// `database.acquire_timeout_secs` and then reports only "pool timed out"; this fails at once
-/// with the cause (refused, no such database or role, wrong password, TLS) and where.
-pub async fn reach_database(config: &Config) -> anyhow::Result<()> {
+/// with the cause (refused, no such database or role, wrong password, TLS) and where. The
+/// connection is the caller's, outside the pool (close it when done).
+pub async fn reach_database(config: &Config) -> anyhow::Result<sqlx::PgConnection> {
     use sqlx::Connection as _;
     let options = store::connect_options(&config.database.url).context("database.url")?;
     let target = database_target(config);
     let timeout = config.database.acquire_timeout;
     match tokio::time::timeout(timeout, sqlx::PgConnection::connect_with(&options)).await {
-        Ok(Ok(conn)) => {
-            let _ = conn.close().await;
-            Ok(())
-        }
+        Ok(Ok(conn)) => Ok(conn),
         Ok(Err(err)) => Err(anyhow::anyhow!(
             "cannot connect to the database at {target} (database.url): {}",
             crate::errors::describe_error(&err)
@@ -120,7 +118,20 @@ pub async fn prepare_database(
     pool: &store::Pool,
     schema: SchemaUse,
 ) -> anyhow::Result<()> {
-    reach_database(config).await?;
+    use sqlx::Connection as _;
+    let mut conn = reach_database(config).await?;
+    // On that fresh connection, not the pool's: a session keeps the read-only default it
+    // started with, so a pooled one would stay read-only after the database is made writable.
+    let writable = match schema {
+        SchemaUse::Write => store::why_not_writable(&mut conn)
+            .await
+            .context("asking whether the database can be written")?,
+        SchemaUse::Read => None,
+    };
+    let _ = conn.close().await;
+    if let Some(why) = writable {
+        anyhow::bail!("{why}");
+    }
     if schema == SchemaUse::Write && config.database.migrate_on_start {
         return migrate(pool).await;
     }

@@ -75,7 +75,10 @@ pub async fn execute(
     match command {
         // `check` reports the database itself, with everything else.
         Command::Check => {}
-        Command::Migrate => app::reach_database(config).await?,
+        Command::Migrate => {
+            use sqlx::Connection as _;
+            let _ = app::reach_database(config).await?.close().await;
+        }
         Command::Status { .. } => app::prepare_database(config, &pool, SchemaUse::Read).await?,
         _ => {}
     }

@@ -57,8 +57,15 @@ async fn healthz(State(state): State<HealthState>) -> impl IntoResponse {
     }
 }
 
-/// The database answers and the schema is fully migrated.
+/// The schedule runs (the daemon found the database writable and migrated), the database
+/// answers and the schema is fully migrated.
 async fn readyz(State(state): State<HealthState>) -> impl IntoResponse {
+    if state.schedule.get().is_none() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for the database: the schedule has not started\n".to_owned(),
+        );
+    }
     match tokio::time::timeout(
         Duration::from_secs(2),
         store::pending_migrations(&state.pool),

@@ -26,12 +26,29 @@ pub async fn check(
             ok = false;
             let _ = writeln!(out, "database: FAILED: {}", crate::errors::describe(&err));
         }
-        Ok(()) => {
+        Ok(mut conn) => {
             match tokio::time::timeout(Duration::from_secs(10), store::pending_migrations(pool))
                 .await
             {
                 Ok(Ok(pending)) => {
                     let _ = writeln!(out, "database: ok");
+                    match store::why_not_writable(&mut conn).await {
+                        Ok(None) => {
+                            let _ = writeln!(out, "database writes: ok");
+                        }
+                        Ok(Some(why)) => {
+                            ok = false;
+                            let _ = writeln!(out, "database writes: FAILED: {why}");
+                        }
+                        Err(err) => {
+                            ok = false;
+                            let _ = writeln!(
+                                out,
+                                "database writes: FAILED: {}",
+                                crate::errors::describe_error(&err)
+                            );
+                        }
+                    }
                     if pending.is_empty() {
                         let _ = writeln!(out, "migrations: up to date");
                     } else if config.database.migrate_on_start {

@@ -11,6 +11,7 @@ mod retention;
 mod runs;
 mod status;
 mod sync_state;
+mod writable;
 
 use std::{str::FromStr, time::Duration};
 
@@ -30,6 +31,7 @@ pub use rejected::record_rejected_leads;
 pub use retention::{delete_expired_leads, delete_expired_rejects};
 pub use runs::{RunKind, RunStatus, abandon_unfinished_runs, finish_run, start_run};
 pub use sqlx::{Error as DbError, PgConnection, PgPool as Pool, Postgres, Transaction};
+pub use writable::why_not_writable;
 
 /// Lets the current transaction commit without waiting for its WAL to reach disk.
 ///

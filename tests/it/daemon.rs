@@ -448,3 +448,66 @@ async fn by_default_the_daemon_logs_only_leadsyncs_own_events_and_an_idle_run_mo
         assert!(target.starts_with("leadsync"), "a third-party line: {line}");
     }
 }
+
+#[tokio::test]
+async fn a_read_only_database_is_named_and_the_daemon_is_not_ready_until_it_can_write() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 20, days_ago(3), days_ago(0), 67);
+    assert_all_succeeded(&h.sync().await);
+    let database: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&h.db.pool)
+        .await
+        .expect("name");
+    let set_read_only = |on: bool| {
+        let statement = format!(
+            "ALTER DATABASE \"{database}\" SET default_transaction_read_only = {}",
+            if on { "on" } else { "off" }
+        );
+        let pool = h.db.pool.clone();
+        async move {
+            sqlx::query(&statement)
+                .execute(&pool)
+                .await
+                .expect("alter database");
+        }
+    };
+    set_read_only(true).await;
+
+    let config = write_config(&h.config_toml(""));
+    let (code, stdout, _) = leadsync_command(&config, &["check"]).await;
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("database writes: FAILED: the session is read-only"),
+        "{stdout}"
+    );
+
+    h.world
+        .generate_leads(BOT_A, 5, Utc::now() - TimeDelta::minutes(5), Utc::now(), 68);
+    let mut d = daemon(&h, &[]);
+    let addr = http_addr(&mut d).await;
+    let waiting = d.wait_for_event("database_unavailable").await;
+    assert!(
+        waiting["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("read-only")),
+        "{waiting}"
+    );
+    assert_eq!(
+        http_get(&format!("http://{addr}/readyz")).await.0,
+        503,
+        "not ready while the schedule waits"
+    );
+
+    set_read_only(false).await;
+    d.wait_for("a run once the database can be written", |l| {
+        finished_with(l, BOT_A) && l["inserted"] == 5
+    })
+    .await;
+    assert_eq!(http_get(&format!("http://{addr}/readyz")).await.0, 200);
+    d.signal("TERM");
+    assert_eq!(d.exit_code().await, Some(0));
+    let (code, stdout, _) = leadsync_command(&config, &["check"]).await;
+    assert!(stdout.contains("database writes: ok"), "{stdout}");
+    assert_eq!(code, Some(0), "{stdout}");
+}
