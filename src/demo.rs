@@ -12,6 +12,7 @@ use crate::{
     config::Config,
     domain::BotUid,
     fake_api::{FakeApi, FakeLead, World, WorldSettings},
+    output::outln,
     store,
     sync::{RunOutcome, RunReport},
 };
@@ -108,13 +109,13 @@ pub async fn run_demo(database_url: &str, fault_rate: f64) -> anyhow::Result<()>
     let keys = config.resolve_api_keys(&env)?;
     let pool = app::connect(&config)?;
 
-    println!(
+    outln!(
         "leadsync demo: fake ChatofAI API at {} ({:.0} % of requests fail), database {}",
         api.base_url(),
         fault_rate * 100.0,
         options.get_database().unwrap_or("?")
     );
-    println!("\n1) First sync (a backfill of all history):");
+    outln!("\n1) First sync (a backfill of all history):");
     let first = app::sync_once(&config, &pool, &keys, &[], CancellationToken::new()).await?;
     print_reports(&config, &first);
 
@@ -123,11 +124,11 @@ pub async fn run_demo(database_url: &str, fault_rate: f64) -> anyhow::Result<()>
     world.generate_leads(&uids[1], 5, now - TimeDelta::hours(2), now, seed + 99);
     let failed_first = app::tally(&first).1;
     if failed_first == 0 {
-        println!(
+        outln!(
             "\n2) Five new leads arrive; the next sync reads only the days since the high-water mark:"
         );
     } else {
-        println!(
+        outln!(
             "\n2) Five new leads arrive and the faults stop; the next sync reads the days since each \
              bot's high-water mark ({failed_first} bot(s) failed their first sync: they resume their \
              backfill from where it stopped):"
@@ -143,7 +144,7 @@ pub async fn run_demo(database_url: &str, fault_rate: f64) -> anyhow::Result<()>
         let stored = store::count_leads(&pool, &BotUid::parse(uid)?).await?;
         all_match &= truth == stored;
     }
-    println!(
+    outln!(
         "\nThe copy {} the fake API's leads.",
         if all_match {
             "matches"
@@ -151,7 +152,7 @@ pub async fn run_demo(database_url: &str, fault_rate: f64) -> anyhow::Result<()>
             "does NOT match"
         }
     );
-    println!(
+    outln!(
         "\nTry next (psql {database_url}):\n\
          \x20 SELECT bot_name, day, leads FROM leads_per_bot_day ORDER BY day DESC, bot_name LIMIT 10;\n\
          \x20 SELECT created_at, bot_name, name, email, left(remark, 60) AS remark FROM latest_leads LIMIT 5;\n\
@@ -170,7 +171,7 @@ pub async fn run_demo(database_url: &str, fault_rate: f64) -> anyhow::Result<()>
 }
 
 fn print_reports(config: &Config, reports: &[RunReport]) {
-    println!(
+    outln!(
         "   {:<18} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>7} {:>8}",
         "bot",
         "outcome",
@@ -196,7 +197,7 @@ fn print_reports(config: &Config, reports: &[RunReport]) {
             RunOutcome::Failed(_) => "FAILED",
         };
         let c = &report.counts;
-        println!(
+        outln!(
             "   {:<18} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>7} {:>8}",
             name,
             outcome,

@@ -39,6 +39,7 @@ pub mod fake_api;
 pub mod http;
 pub mod metrics;
 pub mod ops;
+mod output;
 pub mod retry;
 pub mod schedule;
 pub mod scheduler;

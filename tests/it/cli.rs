@@ -605,6 +605,25 @@ async fn a_reader_that_closes_stdout_ends_the_output_quietly() {
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(stderr.trim().is_empty(), "quietly: {stderr}");
     }
+    // The demo prints its tables the same way (`leadsync demo | head -1`).
+    let db = TestDb::new().await;
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let url = db.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_leadsync"))
+            .args(["demo", "--database-url", &url, "--fault-rate", "0.0"])
+            .env_remove("RUST_LOG")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run the demo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "demo: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 /// `leadsync demo --database-url URL FLAGS...`, with `RUST_LOG` unset.
