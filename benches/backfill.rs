@@ -32,7 +32,10 @@ use std::{
 use chrono::{DateTime, Days, TimeDelta, Utc};
 use clap::Parser;
 use leadsync::fake_api::{FakeApi, FilterOn, TotalMode, World, WorldSettings};
-use sqlx::{Connection, PgConnection};
+use support::BenchDb;
+
+#[path = "support/mod.rs"]
+mod support;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -451,32 +454,14 @@ fn leadsync(config: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `leadsync sync` under GNU time: wall, CPU and peak RSS of the process.
+/// `leadsync sync` under GNU time, with what the fake API served.
 fn run_sync(config: &std::path::Path, world: &World) -> anyhow::Result<Measured> {
-    let report = std::env::temp_dir().join(format!("leadsync-bench-time-{}", std::process::id()));
-    let started = Instant::now();
-    let status = Command::new("/usr/bin/time")
-        .args(["-f", "%U %S %M", "-o"])
-        .arg(&report)
-        .arg(env!("CARGO_BIN_EXE_leadsync"))
-        .arg("--config")
-        .arg(config)
-        .arg("sync")
-        .env("CHATOFAI_API_KEY", "bench-key")
-        .status()
-        .map_err(|err| anyhow::anyhow!("running /usr/bin/time (apt-get install time): {err}"))?;
-    let wall = started.elapsed();
-    anyhow::ensure!(status.success(), "leadsync sync failed: {status}");
-    let text = std::fs::read_to_string(&report)?;
-    let fields: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|field| field.parse().ok())
-        .collect();
-    anyhow::ensure!(fields.len() == 3, "unexpected GNU time output: {text:?}");
+    let timed = support::time_leadsync(config, &["sync"])?;
+    anyhow::ensure!(timed.succeeded, "leadsync sync failed");
     Ok(Measured {
-        wall,
-        cpu: Duration::from_secs_f64(fields[0] + fields[1]),
-        peak_rss_kib: fields[2] as u64,
+        wall: timed.wall,
+        cpu: timed.cpu,
+        peak_rss_kib: timed.peak_rss_kib,
         requests: world.requests().len(),
         served: world.requests().iter().map(|request| request.records).sum(),
     })
@@ -600,50 +585,4 @@ fn copy_floor(db: &BenchDb, pages: &[axum::body::Bytes]) -> anyhow::Result<Durat
     anyhow::ensure!(copied.success(), "\\copy failed");
     let _ = std::fs::remove_file(path);
     Ok(elapsed)
-}
-
-struct BenchDb {
-    url: String,
-    server: String,
-    name: String,
-}
-
-impl BenchDb {
-    async fn create() -> anyhow::Result<Self> {
-        let server = std::env::var("TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let name = format!("leadsync_bench_{}", std::process::id());
-        let mut admin = PgConnection::connect(&server).await?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-            .execute(&mut admin)
-            .await?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await?;
-        let mut url = url::Url::parse(&server)?;
-        url.set_path(&name);
-        Ok(Self {
-            url: url.to_string(),
-            server,
-            name,
-        })
-    }
-
-    async fn count_leads(&self) -> anyhow::Result<i64> {
-        let mut conn = PgConnection::connect(&self.url).await?;
-        Ok(sqlx::query_scalar("SELECT count(*) FROM leads")
-            .fetch_one(&mut conn)
-            .await?)
-    }
-
-    async fn drop_database(&self) -> anyhow::Result<()> {
-        let mut admin = PgConnection::connect(&self.server).await?;
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ))
-        .execute(&mut admin)
-        .await?;
-        Ok(())
-    }
 }
