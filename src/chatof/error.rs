@@ -173,8 +173,13 @@ mod tests {
         assert_eq!(bounded("abcd", 4), "abcd");
         assert_eq!(bounded("ab\ncd", 4), "ab\\n…");
         assert_eq!(
-            bounded("a\nb\r\u{1b}[0m\u{2028}", 40),
-            "a\\nb\\r\\u{1b}[0m\\u{2028}"
+            bounded("a\nb\r\u{1b}[0m\u{2028}\u{2029}", 40),
+            "a\\nb\\r\\u{1b}[0m\\u{2028}\\u{2029}"
+        );
+        assert_eq!(
+            bounded("café ☕", 8),
+            "café ☕",
+            "printable text is kept as it is"
         );
         assert_eq!(bounded(&"x".repeat(1 << 20), 128).chars().count(), 129);
     }

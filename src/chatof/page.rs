@@ -233,9 +233,11 @@ mod tests {
             record.extend_from_slice(b"\"}");
             record
         };
+        // A space is not a control character: the records between stay leads.
+        let spaced = br#"{"conversation_uid":"s","created_at":"2024-01-01T00:00:00Z","x":"a b"}"#;
         let list = [
             bad("a", b"\xff"),
-            LEAD.as_bytes().to_vec(),
+            spaced.to_vec(),
             bad("b", b"\n"),
             LEAD.as_bytes().to_vec(),
             bad("c", b"\xc3"),
