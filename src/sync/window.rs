@@ -57,6 +57,64 @@ fn owned_by_another_bot(leads: &[&Lead], uids: &[String]) -> Vec<RejectedLead> {
         .collect()
 }
 
+/// What a pass that reached the end of its listing says of the window.
+#[derive(Clone, Copy, Debug)]
+struct PassOutcome {
+    end: End,
+    /// The window spans more than a day (see [`WindowPlan::can_shrink`]).
+    can_shrink: bool,
+    ignores_page: bool,
+    /// Fewer distinct records than a trusted total.
+    missing: bool,
+    /// The same records as the pass before.
+    same_as_before: bool,
+    /// Nothing shifted while the pass paged.
+    steady: bool,
+    /// `sync.max_window_rereads` allows another pass.
+    rereads_left: bool,
+}
+
+/// What follows a pass that reached its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AfterPass {
+    /// Too big for one window, or a server that ignores `page`: cut the window smaller.
+    Shrink,
+    /// A listing that cannot be read whole in a window that cannot shrink: kept as read.
+    CutOff,
+    /// Read whole (nothing missing, or stopped where earlier runs had covered).
+    Complete,
+    /// Short of its total twice with the same records: the total is off, not the read.
+    Steady,
+    /// Still short of its total after every allowed re-read.
+    Incomplete,
+    /// Short of its total: read the window again.
+    Reread,
+}
+
+impl AfterPass {
+    /// Whether the window is done with: its last batch may move the high-water mark.
+    fn is_final(self) -> bool {
+        !matches!(self, Self::Shrink | Self::Reread)
+    }
+}
+
+fn after_pass(pass: PassOutcome) -> AfterPass {
+    let cut = matches!(pass.end, End::RecordCap | End::PastTotal) || pass.ignores_page;
+    if pass.can_shrink && (pass.end == End::RecordCap || pass.ignores_page) {
+        AfterPass::Shrink
+    } else if cut {
+        AfterPass::CutOff
+    } else if pass.end == End::Covered || !pass.missing {
+        AfterPass::Complete
+    } else if pass.same_as_before && pass.steady {
+        AfterPass::Steady
+    } else if !pass.rereads_left {
+        AfterPass::Incomplete
+    } else {
+        AfterPass::Reread
+    }
+}
+
 /// What a run tells the reader of one window.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct WindowPlan {
@@ -181,7 +239,7 @@ impl<'a> WindowReader<'a> {
             let mut batch = Vec::new();
             let (mut batched, mut batched_bytes) = (0, 0);
             let mut ahead: Option<Prefetch> = None;
-            let end = loop {
+            let (end, after) = loop {
                 let page = match (first_page.take(), ahead.as_mut()) {
                     (Some(page), _) => page,
                     (None, Some(prefetch)) if prefetch.delivers(page_number) => {
@@ -212,16 +270,20 @@ impl<'a> WindowReader<'a> {
                 {
                     facts.ignores_page = true;
                 }
-                let shrink =
-                    self.plan.can_shrink && (end == Some(End::RecordCap) || facts.ignores_page);
-                let same_as_before = previous_keys.as_ref() == Some(pass.keys());
-                let reread_due = end.is_some_and(|end| {
-                    !matches!(end, End::Covered | End::RecordCap | End::PastTotal)
-                }) && pass.missing()
-                    && !facts.ignores_page
-                    && reread < self.ctx.max_window_rereads
-                    && !(same_as_before && pass.steady());
-                let complete = end.is_some() && !shrink && !reread_due;
+                // Decided here, where the window's last batch is committed: only a pass after
+                // which nothing is read again may move the mark.
+                let after = end.map(|end| {
+                    after_pass(PassOutcome {
+                        end,
+                        can_shrink: self.plan.can_shrink,
+                        ignores_page: facts.ignores_page,
+                        missing: pass.missing(),
+                        same_as_before: previous_keys.as_ref() == Some(pass.keys()),
+                        steady: pass.steady(),
+                        rereads_left: reread < self.ctx.max_window_rereads,
+                    })
+                });
+                let complete = after.is_some_and(AfterPass::is_final);
                 batched += page.records.len();
                 batched_bytes += page.bytes;
                 batch.push(page);
@@ -234,8 +296,8 @@ impl<'a> WindowReader<'a> {
                         .await?;
                     (batched, batched_bytes) = (0, 0);
                 }
-                if let Some(end) = end {
-                    break end;
+                if let (Some(end), Some(after)) = (end, after) {
+                    break (end, after);
                 }
                 page_number += 1;
             };
@@ -262,33 +324,28 @@ impl<'a> WindowReader<'a> {
                 self.beliefs
                     .observe_pass(seen, total, pass.steady(), same_as_before);
             }
-            if self.plan.can_shrink && (end == End::RecordCap || facts.ignores_page) {
-                return Ok(read(pass, true, self.newest));
-            }
-            // More than one page on a server that ignores `page`, in a window that cannot be
-            // cut smaller: reading it again would list the same page.
-            if matches!(end, End::RecordCap | End::PastTotal) || facts.ignores_page {
-                counts.incomplete_windows += 1;
-                events::listing_cut_off(window, seen);
-                return Ok(read(pass, false, self.newest));
-            }
-            if end == End::Covered || !pass.missing() {
-                return Ok(read(pass, false, self.newest));
-            }
-            let total = total.unwrap_or(seen);
-            if same_as_before && pass.steady() {
+            match after {
+                AfterPass::Shrink => return Ok(read(pass, true, self.newest)),
+                AfterPass::CutOff => {
+                    counts.incomplete_windows += 1;
+                    events::listing_cut_off(window, seen);
+                    return Ok(read(pass, false, self.newest));
+                }
                 // Read twice, the same leads both times: the total is what is off, not the
                 // read. (The belief change is logged by the run.)
-                return Ok(read(pass, false, self.newest));
-            }
-            if reread >= self.ctx.max_window_rereads {
-                counts.incomplete_windows += 1;
-                events::window_incomplete(window, seen, total);
-                return Ok(read(pass, false, self.newest));
+                AfterPass::Complete | AfterPass::Steady => {
+                    return Ok(read(pass, false, self.newest));
+                }
+                AfterPass::Incomplete => {
+                    counts.incomplete_windows += 1;
+                    events::window_incomplete(window, seen, total.unwrap_or(seen));
+                    return Ok(read(pass, false, self.newest));
+                }
+                AfterPass::Reread => {}
             }
             reread += 1;
             counts.rereads += 1;
-            events::window_reread(window, reread, seen, total);
+            events::window_reread(window, reread, seen, total.unwrap_or(seen));
             previous_keys = Some(pass.into_keys());
         }
     }
@@ -463,5 +520,115 @@ impl<'a> WindowReader<'a> {
             events::high_water_mark_advanced(self.plan.window, stored_mark, self.plan.window.end);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pass that listed its window whole: an empty last page, nothing missing.
+    const WHOLE: PassOutcome = PassOutcome {
+        end: End::Empty,
+        can_shrink: true,
+        ignores_page: false,
+        missing: false,
+        same_as_before: false,
+        steady: true,
+        rereads_left: true,
+    };
+
+    /// A pass that came up short of its trusted total.
+    const SHORT: PassOutcome = PassOutcome {
+        missing: true,
+        steady: false,
+        ..WHOLE
+    };
+
+    #[test]
+    fn a_pass_short_of_its_total_is_read_again_and_moves_no_mark_until_then() {
+        for end in [End::Empty, End::Short, End::Repeats, End::PageLimit] {
+            let pass = PassOutcome { end, ..SHORT };
+            assert_eq!(after_pass(pass), AfterPass::Reread, "{end:?}");
+            assert!(!after_pass(pass).is_final());
+            // Nothing missing: done, whatever else.
+            assert_eq!(
+                after_pass(PassOutcome {
+                    missing: false,
+                    ..pass
+                }),
+                AfterPass::Complete
+            );
+            // The same records twice while nothing shifted: the total is off.
+            let again = PassOutcome {
+                same_as_before: true,
+                steady: true,
+                ..pass
+            };
+            assert_eq!(after_pass(again), AfterPass::Steady);
+            // The same records but the listing shifted, or other records while steady: again.
+            for (same_as_before, steady) in [(true, false), (false, true)] {
+                let pass = PassOutcome {
+                    same_as_before,
+                    steady,
+                    ..pass
+                };
+                assert_eq!(
+                    after_pass(pass),
+                    AfterPass::Reread,
+                    "{same_as_before} {steady}"
+                );
+            }
+            let last = PassOutcome {
+                rereads_left: false,
+                ..pass
+            };
+            assert_eq!(after_pass(last), AfterPass::Incomplete);
+            assert!(after_pass(last).is_final());
+        }
+    }
+
+    #[test]
+    fn a_listing_that_stopped_where_earlier_runs_covered_is_complete_even_if_short() {
+        let covered = PassOutcome {
+            end: End::Covered,
+            ..SHORT
+        };
+        assert_eq!(after_pass(covered), AfterPass::Complete);
+        assert!(after_pass(covered).is_final());
+    }
+
+    #[test]
+    fn a_listing_too_big_or_not_paged_is_cut_smaller_where_it_can_be_and_kept_where_not() {
+        for end in [End::RecordCap, End::Empty] {
+            let pass = PassOutcome {
+                end,
+                ignores_page: end != End::RecordCap,
+                ..SHORT
+            };
+            assert_eq!(after_pass(pass), AfterPass::Shrink, "{end:?}");
+            assert!(!after_pass(pass).is_final());
+            let one_day = PassOutcome {
+                can_shrink: false,
+                ..pass
+            };
+            assert_eq!(after_pass(one_day), AfterPass::CutOff, "{end:?}");
+            assert!(after_pass(one_day).is_final());
+        }
+        // Past the total: cut off even where the window could shrink (it would only read more).
+        let past = PassOutcome {
+            end: End::PastTotal,
+            ..SHORT
+        };
+        assert_eq!(after_pass(past), AfterPass::CutOff);
+        assert_eq!(
+            after_pass(PassOutcome {
+                can_shrink: false,
+                ..past
+            }),
+            AfterPass::CutOff
+        );
+        assert_eq!(after_pass(WHOLE), AfterPass::Complete);
+        assert!(after_pass(WHOLE).is_final());
     }
 }
