@@ -123,6 +123,26 @@ impl Lead {
     }
 }
 
+impl Lead {
+    /// About how many bytes of data the lead carries into a statement: its text columns and
+    /// the text of `raw` (strings, keys and a little for every other value).
+    pub fn approx_bytes(&self) -> usize {
+        fn json(value: &Value) -> usize {
+            match value {
+                Value::String(text) => text.len() + 2,
+                Value::Array(items) => items.iter().map(json).sum::<usize>() + 2,
+                Value::Object(map) => map.iter().map(|(k, v)| k.len() + 4 + json(v)).sum(),
+                _ => 8,
+            }
+        }
+        let columns = [&self.name, &self.email, &self.phone, &self.remark]
+            .iter()
+            .map(|field| field.as_deref().map_or(0, str::len))
+            .sum::<usize>();
+        self.conversation_uid.len() + columns + json(&self.raw) + 16
+    }
+}
+
 /// chrono keeps a leap second (`23:59:60`) as 23:59:59 plus more than a second of nanoseconds,
 /// which Postgres would store as the next day's midnight: the lead would be filed under a day
 /// the API does not list it for. It is kept in its own day, at its last microsecond.

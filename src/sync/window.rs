@@ -35,8 +35,35 @@ const WRITE_BATCH_BYTES: usize = 16 << 20;
 /// day is given up on (a listing that never ends).
 const RECORD_CAP_FACTOR: u64 = 4;
 
+/// One upsert statement binds at most about this much lead data (twice over: the text columns
+/// and `raw`); a batch of bigger leads is written in several statements of one transaction.
+const STATEMENT_BYTES: usize = 8 << 20;
+
+/// A first page bigger than this is not read ahead: the read-ahead holds up to twice
+/// `PAGE_LOOKAHEAD` pages at once.
+const READ_AHEAD_PAGE_BYTES: usize = 2 << 20;
+
 /// How far past now a lead's `created_at` may move the high-water mark (clock skew).
 const MAX_FUTURE_SKEW: TimeDelta = TimeDelta::minutes(5);
+
+/// `leads` in runs of at most `limit` bytes of data (at least one lead each): one statement
+/// each, so that a batch of huge leads binds tens of megabytes at a time, not all of it.
+fn by_bytes<'l, 'a>(leads: &'l [&'a Lead], limit: usize) -> Vec<&'l [&'a Lead]> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (at, lead) in leads.iter().enumerate() {
+        let size = lead.approx_bytes();
+        if at > start && bytes + size > limit {
+            runs.push(&leads[start..at]);
+            (start, bytes) = (at, 0);
+        }
+        bytes += size;
+    }
+    if start < leads.len() {
+        runs.push(&leads[start..]);
+    }
+    runs
+}
 
 /// The copies of leads that another bot owns, to keep aside as rejected.
 fn owned_by_another_bot(leads: &[&Lead], uids: &[String]) -> Vec<RejectedLead> {
@@ -363,7 +390,7 @@ impl<'a> WindowReader<'a> {
             .page_size
             .or(rules.served_page_size)
             .unwrap_or(self.ctx.page_size);
-        if first.records.len() < page_size as usize {
+        if first.records.len() < page_size as usize || first.bytes > READ_AHEAD_PAGE_BYTES {
             return None;
         }
         let expected = match plausible(first.total) {
@@ -490,11 +517,16 @@ impl<'a> WindowReader<'a> {
         if !completes_window {
             store::defer_durability(&mut *tx).await?;
         }
-        let written = store::upsert_leads(&mut *tx, self.bot, &leads).await?;
+        let mut written = Vec::new();
+        let mut owned_elsewhere = Vec::new();
+        for statement in by_bytes(&leads, STATEMENT_BYTES) {
+            let upserted = store::upsert_leads(&mut *tx, self.bot, statement).await?;
+            written.push(upserted.counts);
+            owned_elsewhere.extend(upserted.owned_elsewhere);
+        }
         counts.unchanged += (records - rejected.len() - leads.len()) as u64;
-        let elsewhere = owned_by_another_bot(&leads, &written.owned_elsewhere);
+        let elsewhere = owned_by_another_bot(&leads, &owned_elsewhere);
         rejected.extend(&elsewhere);
-        let written = written.counts;
         let first_seen =
             store::record_rejected_leads(&mut *tx, self.bot, self.run_id, &rejected).await?;
         let newest = self.newest.max(page_newest);
@@ -508,7 +540,9 @@ impl<'a> WindowReader<'a> {
         };
         tx.commit().await?;
 
-        *counts += written;
+        for written in written {
+            *counts += written;
+        }
         counts.rejected += rejected.len() as u64;
         self.newest = newest;
         for (reason, conversation_uid) in &first_seen {
@@ -586,6 +620,30 @@ mod tests {
             assert_eq!(after_pass(last), AfterPass::Incomplete);
             assert!(after_pass(last).is_final());
         }
+    }
+
+    #[test]
+    fn big_leads_are_written_in_statements_of_bounded_size() {
+        let bot = BotUid::parse("b").expect("uid");
+        let lead = |remark_bytes: usize| {
+            Lead::from_raw(
+                &bot,
+                serde_json::json!({"conversation_uid": "c", "created_at": "2024-01-01T00:00:00Z",
+                                   "remark": "r".repeat(remark_bytes)}),
+            )
+            .expect("a lead")
+        };
+        let (small, big) = (lead(10), lead(400));
+        let sizes = |runs: Vec<&[&Lead]>| runs.iter().map(|run| run.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(by_bytes(&[&small; 5], 10_000)), [5], "one statement");
+        assert_eq!(sizes(by_bytes(&[], 10_000)), Vec::<usize>::new());
+        // 400-byte remarks, twice over (column and raw): two fit under 2,000 bytes, not three.
+        let size = big.approx_bytes();
+        assert!((800..1_000).contains(&size), "{size}");
+        assert_eq!(sizes(by_bytes(&[&big; 5], 2 * size)), [2, 2, 1]);
+        assert_eq!(sizes(by_bytes(&[&big; 3], 2 * size - 1)), [1, 1, 1]);
+        // A lead bigger than the limit still goes, alone.
+        assert_eq!(sizes(by_bytes(&[&small, &big, &small], 100)), [1, 1, 1]);
     }
 
     #[test]

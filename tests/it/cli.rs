@@ -640,3 +640,55 @@ async fn run_demo(url: String, flags: &[&str]) -> Output {
     .expect("join")
     .expect("run the demo")
 }
+
+#[tokio::test]
+async fn a_proxy_from_the_environment_is_said_once_without_credentials_and_no_proxy_bypasses_it() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 5, days_ago(2), days_ago(0), 71);
+    let config = write_config(&h.config_toml(""));
+    // Nothing listens on port 9: the sync only works because NO_PROXY exempts the fake API.
+    // (Blocking elsewhere: the fake API answers on this test's runtime.)
+    let out = tokio::task::spawn_blocking(move || {
+        leadsync(
+            &config,
+            &[
+                ("CHATOFAI_API_KEY", KEY),
+                ("HTTP_PROXY", "http://user:secret-pw@127.0.0.1:9"),
+                ("NO_PROXY", "127.0.0.1"),
+                ("RUST_LOG", "info"),
+            ],
+            &["sync"],
+        )
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("api_proxy"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(said[0].contains("http://127.0.0.1:9"), "{}", said[0]);
+    assert!(!stderr.contains("secret-pw"), "{stderr}");
+    h.assert_copy_is_exact().await;
+
+    // Without NO_PROXY the requests do go to the proxy, which is not there.
+    let config = write_config(&h.config_toml(""));
+    let out = tokio::task::spawn_blocking(move || {
+        leadsync(
+            &config,
+            &[
+                ("CHATOFAI_API_KEY", KEY),
+                ("HTTP_PROXY", "http://127.0.0.1:9"),
+            ],
+            &["sync"],
+        )
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("api:connect"), "{stderr}");
+}

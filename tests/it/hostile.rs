@@ -150,7 +150,8 @@ fn listing(target: &str, leads: &[(String, chrono::DateTime<Utc>)], remark_bytes
 fn chunked(body: &str) -> Vec<u8> {
     let mut out =
         b"HTTP/1.1 200 OK\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
-    for chunk in body.as_bytes().chunks(8 << 10) {
+    // An odd chunk size: the limit is not met on a chunk boundary by chance.
+    for chunk in body.as_bytes().chunks(7_001) {
         out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
         out.extend_from_slice(chunk);
         out.extend_from_slice(b"\r\n");
@@ -639,4 +640,33 @@ async fn a_conversation_listed_under_two_bots_keeps_its_first_owner_and_the_othe
     let bot_b = leadsync::domain::BotUid::parse(BOT_B).expect("uid");
     let drifts = syncer(&h).verify(&bot_b, 3, false).await.expect("verify");
     assert!(drifts.is_empty(), "not missing from B's copy: {drifts:?}");
+}
+
+#[tokio::test]
+async fn an_answer_of_exactly_the_body_limit_is_read_whether_announced_or_chunked() {
+    for announced in [true, false] {
+        let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+        let leads = vec![("c-exact".to_owned(), days_ago(1))];
+        let server = Hostile::start(move |target| {
+            // Padded with whitespace after the JSON to exactly 65,536 bytes.
+            let mut body = listing(target, &leads, 40_000);
+            body.push_str(&" ".repeat(65_536 - body.len()));
+            if announced {
+                response("200 OK", &[], &body)
+            } else {
+                chunked(&body)
+            }
+        })
+        .await;
+
+        let report =
+            sync_against_with(&h, &server, &[("LEADSYNC__API__MAX_BODY_BYTES", "65536")]).await;
+
+        assert!(
+            matches!(report.outcome, RunOutcome::Succeeded),
+            "announced {announced}: {:?}",
+            report.outcome
+        );
+        assert_eq!(h.stored(BOT_A).await.len(), 1, "announced {announced}");
+    }
 }
