@@ -19,7 +19,8 @@
 //! - [`app`]: wires config, pool and clients (`Syncer`) for a command.
 //! - [`daemon`], [`scheduler`], [`schedule`], [`shutdown`], [`http`]: `leadsync run`: cron
 //!   jobs that only trigger runs, the stall watchdog, signals, `/healthz` `/readyz` `/metrics`.
-//! - [`ops`], [`commands`], [`cli`]: the operator commands and the command line.
+//! - [`ops`], [`commands`], [`cli`]: the operator commands and the command line; `output`
+//!   writes what they print.
 //! - [`config`], [`telemetry`], [`events`], [`metrics`]: settings, the log subscriber, the named
 //!   log events and the Prometheus metrics they update.
 //! - [`fake_api`], [`demo`]: a model of ChatofAI over real HTTP, for tests, `demo`, `fake-api`
