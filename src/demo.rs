@@ -19,12 +19,13 @@ use crate::{
 
 pub const DEMO_API_KEY: &str = "demo-key";
 
-/// The demo's bots: (name, leads, days of history). Each demo run gives them fresh uids, so
-/// every run starts with a real backfill, even into a database an earlier run filled.
-const DEMO_BOTS: [(&str, usize, i64); 3] = [
-    ("Website support", 1_500, 120),
-    ("Pricing page", 600, 30),
-    ("Careers", 200, 700),
+/// The demo's bots: (uid, name, leads, days of history). The uids are the demo's own (no
+/// ChatofAI uid looks like them): each demo run clears what an earlier one stored for them, so
+/// it starts with a real backfill and the analyst views show each bot once.
+const DEMO_BOTS: [(&str, &str, usize, i64); 3] = [
+    ("demo-website-support", "Website support", 1_500, 120),
+    ("demo-pricing-page", "Pricing page", 600, 30),
+    ("demo-careers", "Careers", 200, 700),
 ];
 
 /// Stable uids for `leadsync fake-api`, so a config file written once keeps working.
@@ -84,10 +85,10 @@ pub async fn run_demo(database_url: &str, fault_rate: f64) -> anyhow::Result<()>
     let world = World::new(WorldSettings::default());
     let uids: Vec<String> = DEMO_BOTS
         .iter()
-        .map(|_| uuid::Uuid::now_v7().to_string())
+        .map(|(uid, ..)| (*uid).to_owned())
         .collect();
     let seed = Utc::now().timestamp_micros() as u64;
-    for (index, (uid, (_, leads, days))) in uids.iter().zip(DEMO_BOTS).enumerate() {
+    for (index, (uid, (_, _, leads, days))) in uids.iter().zip(DEMO_BOTS).enumerate() {
         populate(&world, uid, DEMO_API_KEY, leads, days, seed + index as u64);
     }
     world.set_random_faults(fault_rate.clamp(0.0, 0.9), 2024);
@@ -101,13 +102,21 @@ pub async fn run_demo(database_url: &str, fault_rate: f64) -> anyhow::Result<()>
          [sync]\nbackfill_from = \"2020-01-01\"\nmax_window_leads = 1000\n",
         api.base_url()
     );
-    for (uid, (name, ..)) in uids.iter().zip(DEMO_BOTS) {
+    for (uid, (_, name, ..)) in uids.iter().zip(DEMO_BOTS) {
         toml.push_str(&format!("[[bots]]\nuid = {uid:?}\nname = {name:?}\n"));
     }
     let env = HashMap::from([("CHATOFAI_API_KEY".to_owned(), DEMO_API_KEY.to_owned())]);
     let config = Config::from_toml(&toml, &env)?;
     let keys = config.resolve_api_keys(&env)?;
     let pool = app::connect(&config)?;
+    // A database an earlier demo filled: start again from an empty copy of the demo's bots.
+    app::prepare_database(&config, &pool, app::SchemaUse::Write).await?;
+    let bots: Vec<&BotUid> = config.bots.iter().map(|bot| &bot.uid).collect();
+    let mut conn = pool.acquire().await.context("connecting to the database")?;
+    store::clear_bots(&mut conn, &bots)
+        .await
+        .context("clearing an earlier demo's bots")?;
+    drop(conn);
 
     outln!(
         "leadsync demo: fake ChatofAI API at {} ({:.0} % of requests fail), database {}",

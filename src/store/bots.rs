@@ -24,3 +24,29 @@ pub async fn upsert_bots(
     .await?;
     Ok(())
 }
+
+/// Deletes everything kept for these bots: their leads, rejected records, runs, sync state,
+/// beliefs and names, in one transaction. For the demo, whose bots are its own and whose every
+/// run starts again from an empty copy; no command offers it for real bots.
+pub async fn clear_bots(
+    conn: &mut sqlx::PgConnection,
+    bots: &[&BotUid],
+) -> Result<(), sqlx::Error> {
+    use sqlx::Connection as _;
+    let uids: Vec<&str> = bots.iter().map(|uid| uid.as_str()).collect();
+    let mut tx = conn.begin().await?;
+    for table in [
+        "leads",
+        "rejected_leads",
+        "sync_runs",
+        "sync_state",
+        "api_beliefs",
+        "bots",
+    ] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE bot_uid = ANY($1)"))
+            .bind(&uids)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}

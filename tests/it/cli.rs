@@ -563,8 +563,9 @@ async fn a_demo_whose_runs_fail_says_so_and_exits_1() {
 
 #[tokio::test]
 async fn the_demo_prints_its_tables_and_logs_the_runs_only_with_verbose() {
+    // Twice on one database: the second demo starts again from an empty copy of its bots.
+    let db = TestDb::new().await;
     for verbose in [false, true] {
-        let db = TestDb::new().await;
         let url = db.url.clone();
         let flags: &[&str] = if verbose {
             &["--fault-rate", "0.0", "--verbose"]
@@ -581,6 +582,19 @@ async fn the_demo_prints_its_tables_and_logs_the_runs_only_with_verbose() {
             assert_eq!(stderr, "", "no log lines without --verbose");
         }
     }
+    let pool = sqlx::PgPool::connect(&db.url)
+        .await
+        .expect("the demo's database");
+    let (bots, runs): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM bots), (SELECT count(*) FROM sync_runs)")
+            .fetch_one(&pool)
+            .await
+            .expect("counts");
+    assert_eq!(
+        (bots, runs),
+        (3, 6),
+        "each bot once, and only the second demo's runs"
+    );
 }
 
 #[tokio::test]
