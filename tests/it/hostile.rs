@@ -443,6 +443,12 @@ async fn a_lead_too_large_even_alone_fails_the_run_naming_the_setting() {
     };
     assert_eq!(err.kind(), "too_large");
     assert!(err.to_string().contains("api.max_body_bytes"), "{err}");
+    assert!(
+        err.hint()
+            .is_some_and(|hint| hint.contains("raise api.max_body_bytes")),
+        "{:?}",
+        err.hint()
+    );
     assert_eq!(count_leads(&h.db.pool).await, 0);
 }
 
@@ -537,6 +543,11 @@ async fn a_certificate_that_does_not_verify_fails_the_run_at_once() {
     };
     assert_eq!(err.kind(), "tls", "{err}");
     assert!(err.to_string().contains("certificate"), "{err}");
+    assert!(
+        err.hint().is_some_and(|hint| hint.contains("certificates")),
+        "{:?}",
+        err.hint()
+    );
     assert_eq!(
         report.counts.retries, 0,
         "a certificate does not change on retry"
