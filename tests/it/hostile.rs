@@ -251,6 +251,7 @@ async fn a_lead_dated_far_in_the_future_is_stored_but_the_mark_stays_near_now() 
     })
     .to_string();
     let server = Hostile::start(move |_| response("200 OK", &[], &body)).await;
+    let started = Utc::now();
 
     let report = sync_against(&h, &server).await;
 
@@ -263,6 +264,11 @@ async fn a_lead_dated_far_in_the_future_is_stored_but_the_mark_stays_near_now() 
         count_leads(&h.db.pool).await,
         2,
         "the future lead is stored"
+    );
+    let mark = h.high_water_mark(BOT_A).await.expect("a mark");
+    assert!(
+        mark >= started + TimeDelta::minutes(4),
+        "as far as the skew allows: {mark}"
     );
     let mark = h.high_water_mark(BOT_A).await.expect("a mark");
     assert!(
