@@ -99,6 +99,11 @@ async fn forgotten_leads_stay_gone_after_a_resync_of_their_day_and_a_backfill() 
     let run = report_for(&reports, BOT_A);
     assert_eq!(run.counts.forgotten, 3);
     assert_eq!(run.counts.inserted + run.counts.updated, 0);
+    assert_eq!(
+        run.counts.unchanged + run.counts.forgotten + run.counts.rejected,
+        run.counts.fetched,
+        "every record read is counted once"
+    );
     let ledger: i32 = sqlx::query_scalar("SELECT forgotten FROM sync_runs WHERE run_id = $1")
         .bind(run.run_id)
         .fetch_one(&h.db.pool)

@@ -632,7 +632,16 @@ async fn a_conversation_listed_under_two_bots_keeps_its_first_owner_and_the_othe
 
     for reports in &runs {
         assert_all_succeeded(reports);
-        assert_eq!(report_for(reports, BOT_B).counts.rejected, 1);
+        let counts = report_for(reports, BOT_B).counts;
+        assert_eq!(
+            (counts.rejected, counts.inserted, counts.updated),
+            (1, 0, 0)
+        );
+        assert_eq!(
+            counts.unchanged + counts.rejected,
+            counts.fetched,
+            "counted once"
+        );
     }
     assert_eq!(
         owner().await,

@@ -69,7 +69,12 @@ async fn retention_deletes_old_leads_and_a_backfill_does_not_bring_them_back() {
         .sync_with(&[("LEADSYNC__RETENTION__MAX_AGE_DAYS", "30")])
         .await;
     assert_all_succeeded(&reports);
-    assert_eq!(report_for(&reports, BOT_A).counts.expired, 80);
+    let counts = report_for(&reports, BOT_A).counts;
+    assert_eq!(
+        (counts.expired, counts.inserted, counts.unchanged),
+        (80, 50, 0)
+    );
+    assert_eq!(counts.fetched, 130, "every record read is counted once");
     assert_eq!(stored_count(&fresh).await, 50);
 }
 
