@@ -304,6 +304,36 @@ mod tests {
     }
 
     #[test]
+    fn only_lone_surrogates_are_mended_and_pairs_and_other_escapes_kept() {
+        assert_eq!(
+            without_lone_surrogates(r#"{"x":"\n\ud83d\ude00\ud800\t\\ud800 \udc00\ud800\u0041"}"#)
+                .as_deref(),
+            Some(r#"{"x":"\n\ud83d\ude00\ufffd\t\\ud800 \ufffd\ufffd\u0041"}"#)
+        );
+        assert_eq!(
+            without_lone_surrogates(r#"{"x":"\ud83d\ude00 \\ud800"}"#),
+            None
+        );
+        // A high surrogate last in the text, with no room for a low one after it.
+        assert_eq!(
+            without_lone_surrogates(r#"\ud800"#).as_deref(),
+            Some(r#"\ufffd"#)
+        );
+    }
+
+    #[test]
+    fn a_json_error_is_described_by_its_kind_and_place_only() {
+        let error = |text: &str| {
+            describe_json_error(&serde_json::from_str::<Value>(text).expect_err("invalid"))
+        };
+        assert_eq!(error("{\"a\":"), "truncated JSON at line 1 column 5");
+        assert_eq!(
+            error("{\"email\": nope}"),
+            "invalid JSON at line 1 column 12"
+        );
+    }
+
+    #[test]
     fn a_record_nested_past_the_parser_limit_is_kept_as_its_text() {
         // The envelope's parser skips what it does not look into; the record's own parse
         // stops at serde_json's depth limit of 128.
