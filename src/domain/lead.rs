@@ -213,6 +213,20 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn a_leads_size_counts_its_columns_and_every_string_key_and_value_of_raw() {
+        let bot = BotUid::parse("b").expect("uid");
+        let lead = Lead::from_raw(
+            &bot,
+            json!({"conversation_uid": "c", "created_at": "2024-01-01T00:00:00Z",
+                   "tags": ["ab", "cde"], "meta": {"k": "vv"}, "n": 5, "remark": "xyz"}),
+        )
+        .expect("a lead");
+        // raw: 23 + 36 + 19 (the array) + 17 (the object) + 13 (the number) + 15 = 123; the
+        // remark column 3, the uid 1, and 16.
+        assert_eq!(lead.approx_bytes(), 143);
+    }
+
     fn bot() -> BotUid {
         BotUid::parse("bot-1").expect("valid")
     }

@@ -403,6 +403,11 @@ async fn an_answer_over_the_body_limit_is_asked_for_again_as_smaller_pages() {
     // divisor each time), until pages hold at most three leads; the third page of 5 (two leads)
     // fits, and being short it ends the listing.
     let asked = asked.lock().expect("log").clone();
+    assert_eq!(
+        asked.iter().filter(|(_, size)| size == "5").count(),
+        3,
+        "a short page of 5 ends the listing: pages 4 and 5 of 5 are not asked: {asked:?}"
+    );
     let with_leads: Vec<(String, String)> = asked
         .iter()
         .skip_while(|(page, size)| !(page == "1" && size == "25"))
