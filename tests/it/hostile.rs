@@ -559,6 +559,14 @@ async fn a_certificate_that_does_not_verify_fails_the_run_at_once() {
         "{:?}",
         err.hint()
     );
+    let RunOutcome::Failed(failure) = &report.outcome else {
+        unreachable!("matched above")
+    };
+    assert_eq!(
+        failure.hint(),
+        err.hint(),
+        "the run's failure carries the hint"
+    );
     assert_eq!(
         report.counts.retries, 0,
         "a certificate does not change on retry"
