@@ -107,6 +107,11 @@ async fn arrivals_late_arrivals_and_edits_are_picked_up() {
     let counts = report_for(&reports, BOT_A).counts;
     assert_eq!(counts.inserted, 7);
     assert_eq!(counts.updated, 2);
+    assert_eq!(
+        counts.inserted + counts.updated + counts.unchanged + counts.rejected,
+        counts.fetched,
+        "every record read is counted once"
+    );
     h.assert_copy_is_exact().await;
     let after = change_times(&h.db.pool).await;
     for (uid, (first_seen, last_changed)) in &times {
