@@ -317,6 +317,10 @@ async fn a_listing_that_never_ends_is_bounded_whatever_total_says() {
         println!("endless, {label}: {requests} requests");
         assert!(requests < 2_000, "{label}: {requests} requests");
         assert_eq!(ledger_requests(&h).await, requests as i64, "{label}");
+        assert!(
+            report_for(&reports, BOT_A).counts.incomplete_windows > 0,
+            "{label}: the windows cut off are counted"
+        );
     }
 }
 
