@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     chatof::LeadsPage,
-    domain::{DayRange, next_span_days, plausible},
+    domain::{ApiBeliefs, DayRange, next_span_days, plausible},
     events,
     store::PgConnection,
 };
@@ -43,9 +43,10 @@ pub(super) async fn read_range(
     covered_before: Option<DateTime<Utc>>,
 ) -> Result<(), SyncError> {
     let mut remaining = Some(range);
-    let mut span = initial_span(scope, progress);
+    let mut span = Sizing::of(scope, &progress.beliefs).initial_span();
     let mut previous: Option<Boundary> = None;
-    let mut boundaries = 0;
+    // No window completed yet in this run: its end is shared with the next whatever is known.
+    let mut first = true;
     let mut gallop: i64 = 1;
     // A listing met in this run that did not end within a single day's record cap.
     let mut endless = false;
@@ -67,7 +68,8 @@ pub(super) async fn read_range(
         let plan = WindowPlan {
             window,
             covered_before,
-            can_shrink: window.span_days() > shrink_floor(progress) && !endless,
+            can_shrink: window.span_days() > Sizing::of(scope, &progress.beliefs).shrink_floor()
+                && !endless,
             now: scope.now,
             mark_before: progress.high_water_mark,
         };
@@ -90,18 +92,7 @@ pub(super) async fn read_range(
         if read.shrink {
             // Too much for one window (or for one page, on a server that ignores `page`):
             // the same start again, smaller. Nothing moved.
-            span = if progress.beliefs.ignores_page {
-                window.span_days() / 2
-            } else {
-                next_span_days(
-                    window,
-                    read.seen,
-                    target_leads(scope, progress),
-                    progress.beliefs.windows_may_abut(),
-                )
-                .min(window.span_days() / 2)
-            }
-            .max(shrink_floor(progress));
+            span = Sizing::of(scope, &progress.beliefs).span_after_shrink(window, read.seen);
             // Something to read here after all: no longer galloping past nothing.
             gallop = 1;
             continue;
@@ -122,39 +113,10 @@ pub(super) async fn read_range(
             let days = (window.end_instant().min(scope.now) - window.first_instant()).num_days();
             progress.beliefs.observe_density(read.seen, days.max(1));
         }
-        span = match read.seen {
-            // Nothing here: the history may start much later than the range. With a total to
-            // size by, try half of what is left (a guess assuming even density would creep up
-            // on a late start); without one, double, so an empty stretch costs a few requests
-            // and a guess from a dense page is not repeated.
-            0 if progress.beliefs.total_counts_the_window() => {
-                gallop = 1;
-                (rest.span_days() - window.span_days()).max(2) / 2
-            }
-            // A listing cut off says nothing of density either: widen as after nothing, each
-            // time twice as much, so an endless listing costs a few windows, not one a day.
-            _ if read.seen == 0 || matches!(read.end, End::RecordCap | End::PastTotal) => {
-                gallop = gallop.saturating_mul(2);
-                window.span_days().max(1).saturating_mul(gallop)
-            }
-            seen => {
-                gallop = 1;
-                next_span_days(
-                    window,
-                    seen,
-                    target_leads(scope, progress),
-                    progress.beliefs.windows_may_abut(),
-                )
-            }
-        };
-        // A single day cannot share its boundary with the next window: it would start again.
-        remaining =
-            if window.span_days() == 0 || (boundaries > 0 && progress.beliefs.windows_may_abut()) {
-                rest.rest_after_inclusive(window)
-            } else {
-                rest.rest_after(window)
-            };
-        boundaries += 1;
+        let sizing = Sizing::of(scope, &progress.beliefs);
+        (span, gallop) = sizing.span_after(rest, window, read.seen, read.end, gallop);
+        remaining = sizing.rest_after(rest, window, first);
+        first = false;
         previous = Some(Boundary {
             window,
             keys: read.keys,
@@ -164,50 +126,178 @@ pub(super) async fn read_range(
     Ok(())
 }
 
-/// The leads a window aims at: `sync.max_window_leads`, or what fits one page on a server that
-/// ignores `page`.
-fn target_leads(scope: &RunScope<'_>, progress: &Progress) -> u64 {
-    if progress.beliefs.ignores_page {
-        let page = progress
-            .beliefs
-            .served_page_size()
-            .unwrap_or(scope.ctx.page_size);
-        (u64::from(page) * 6 / 10).max(1)
-    } else {
-        scope.ctx.max_window_leads
-    }
+/// What a window's size is chosen from: the settings, and what was learned of the API. Every
+/// decision on spans is made here, from plain values, so each can be tested alone.
+#[derive(Clone, Copy, Debug)]
+struct Sizing<'a> {
+    beliefs: &'a ApiBeliefs,
+    /// The page size asked for.
+    page_size: u32,
+    max_window_leads: u64,
 }
 
-/// The smallest window: two days (so its first day is read whether `end_date` is inclusive or
-/// not), or one once `end_date` is known to be inclusive.
-fn min_span(progress: &Progress) -> i64 {
-    if progress.beliefs.windows_may_abut() {
-        0
-    } else {
-        1
-    }
-}
-
-/// The smallest window a window that holds too much is cut down to: [`min_span`], or a single
-/// day on a server that ignores `page` (the only way to read a day there; a one-day window
-/// that lists anything also shows that `end_date` is inclusive).
-fn shrink_floor(progress: &Progress) -> i64 {
-    if progress.beliefs.ignores_page {
-        0
-    } else {
-        min_span(progress)
-    }
-}
-
-/// The first window's span: from the density learned before when a total will confirm it, or
-/// the whole range (without a total, sizing plans the windows from the newest end).
-fn initial_span(scope: &RunScope<'_>, progress: &Progress) -> i64 {
-    match progress.beliefs.leads_per_day {
-        Some(density) if density > 0.0 && progress.beliefs.total_counts_the_window() => {
-            let days = target_leads(scope, progress) as f64 / density;
-            (days.floor() as i64).max(1)
+impl<'a> Sizing<'a> {
+    fn of(scope: &RunScope<'_>, beliefs: &'a ApiBeliefs) -> Self {
+        Self {
+            beliefs,
+            page_size: scope.ctx.page_size,
+            max_window_leads: scope.ctx.max_window_leads,
         }
-        _ => i64::MAX,
+    }
+
+    /// The leads a window aims at: `sync.max_window_leads`, or what fits one page on a server
+    /// that ignores `page`.
+    fn target_leads(self) -> u64 {
+        if self.beliefs.ignores_page {
+            let page = self.beliefs.served_page_size().unwrap_or(self.page_size);
+            (u64::from(page) * 6 / 10).max(1)
+        } else {
+            self.max_window_leads
+        }
+    }
+
+    /// The smallest window: two days (so its first day is read whether `end_date` is inclusive
+    /// or not), or one once `end_date` is known to be inclusive.
+    fn min_span(self) -> i64 {
+        if self.beliefs.windows_may_abut() {
+            0
+        } else {
+            1
+        }
+    }
+
+    /// The smallest window a window that holds too much is cut down to: [`Self::min_span`], or
+    /// a single day on a server that ignores `page` (the only way to read a day there; a
+    /// one-day window that lists anything also shows that `end_date` is inclusive).
+    fn shrink_floor(self) -> i64 {
+        if self.beliefs.ignores_page {
+            0
+        } else {
+            self.min_span()
+        }
+    }
+
+    /// The first window's span: from the density learned before when a total will confirm it,
+    /// or the whole range (without a total, sizing plans the windows from the newest end).
+    fn initial_span(self) -> i64 {
+        match self.beliefs.leads_per_day {
+            Some(density) if density > 0.0 && self.beliefs.total_counts_the_window() => {
+                let days = self.target_leads() as f64 / density;
+                (days.floor() as i64).max(1)
+            }
+            _ => i64::MAX,
+        }
+    }
+
+    /// Whether a page is as long as the server's pages get.
+    fn is_full(self, page: &LeadsPage) -> bool {
+        let size = page
+            .page_size
+            .or(self.beliefs.served_page_size())
+            .unwrap_or(self.page_size);
+        !page.records.is_empty() && page.records.len() >= size as usize
+    }
+
+    /// The span to read `window`'s start again with, after `window` (which listed `seen`
+    /// records) held too much for one window, or for one page on a server that ignores `page`.
+    fn span_after_shrink(self, window: DayRange, seen: u64) -> i64 {
+        let half = window.span_days() / 2;
+        if self.beliefs.ignores_page {
+            half
+        } else {
+            next_span_days(
+                window,
+                seen,
+                self.target_leads(),
+                self.beliefs.windows_may_abut(),
+            )
+            .min(half)
+        }
+        .max(self.shrink_floor())
+    }
+
+    /// The span of the window after `window` (the head of `rest`, which listed `seen` records
+    /// and ended by `end`), and the next gallop factor (`gallop` is this one's).
+    fn span_after(
+        self,
+        rest: DayRange,
+        window: DayRange,
+        seen: u64,
+        end: End,
+        gallop: i64,
+    ) -> (i64, i64) {
+        match seen {
+            // Nothing here: the history may start much later than the range. With a total to
+            // size by, try half of what is left (a guess assuming even density would creep up
+            // on a late start); without one, double, so an empty stretch costs a few requests
+            // and a guess from a dense page is not repeated.
+            0 if self.beliefs.total_counts_the_window() => {
+                ((rest.span_days() - window.span_days()).max(2) / 2, 1)
+            }
+            // A listing cut off says nothing of density either: widen as after nothing, each
+            // time twice as much, so an endless listing costs a few windows, not one a day.
+            _ if seen == 0 || matches!(end, End::RecordCap | End::PastTotal) => {
+                let gallop = gallop.saturating_mul(2);
+                (window.span_days().max(1).saturating_mul(gallop), gallop)
+            }
+            seen => (
+                next_span_days(
+                    window,
+                    seen,
+                    self.target_leads(),
+                    self.beliefs.windows_may_abut(),
+                ),
+                1,
+            ),
+        }
+    }
+
+    /// What is left of `rest` after `window`. The first window of a run shares its last day
+    /// with the next (to keep checking whether `end_date` is inclusive); later ones abut once
+    /// it is known to be. A single day cannot share its boundary with the next window: it would
+    /// start again.
+    fn rest_after(self, rest: DayRange, window: DayRange, first: bool) -> Option<DayRange> {
+        if window.span_days() == 0 || (!first && self.beliefs.windows_may_abut()) {
+            rest.rest_after_inclusive(window)
+        } else {
+            rest.rest_after(window)
+        }
+    }
+
+    /// Planning from the newest end: on a full page that lists newest first, how many days at
+    /// `window`'s end hold the target, when that is well short of the window (under 2/3).
+    fn newest_days_holding(self, page: &LeadsPage, window: DayRange) -> Option<i64> {
+        if self.beliefs.ignores_page || !self.is_full(page) || !lists_newest_first(page) {
+            return None;
+        }
+        days_holding(page, self.target_leads()).filter(|&d| d < window.span_days() * 2 / 3)
+    }
+
+    /// The span to try instead of `window`'s (more than [`Self::min_span`] days), from its
+    /// first page: scaled down from a `trusted` total over the target, or, without one, from
+    /// how densely a full first page's leads lie from the oldest one listed. `None` when the
+    /// page says the window fits, or gives nothing to go by.
+    fn smaller_span(self, page: &LeadsPage, window: DayRange, trusted: bool) -> Option<i64> {
+        let days = window.span_days();
+        let target = self.target_leads();
+        let smaller = if trusted {
+            let total = plausible(page.total).filter(|&total| total > target)?;
+            let scaled = days as u128 * u128::from(target) * 9 / (10 * u128::from(total));
+            i64::try_from(scaled).unwrap_or(i64::MAX)
+        } else if !self.is_full(page) {
+            return None;
+        } else if self.beliefs.ignores_page {
+            days / 2
+        } else {
+            // Oldest first (or no order): from the oldest lead listed, as dense as the page.
+            let oldest = oldest_day(page).unwrap_or(window.start).max(window.start);
+            let estimate = (oldest - window.start).num_days() + days_holding(page, target)?;
+            if estimate >= days * 2 / 3 {
+                return None;
+            }
+            estimate
+        };
+        Some(smaller.clamp(self.min_span(), days - 1))
     }
 }
 
@@ -229,15 +319,13 @@ async fn size_window(
     span: &mut i64,
     galloping: bool,
 ) -> Result<(DayRange, LeadsPage, Vec<NaiveDate>), SyncError> {
-    let target = target_leads(scope, progress);
     let mut window = rest.head(*span);
     let mut page = fetch(scope, window, 1).await?;
     let mut later = Vec::new();
     let mut probes = 0;
-    let smallest = min_span(progress);
     loop {
-        let days = window.span_days();
-        if days <= smallest {
+        let sizing = Sizing::of(scope, &progress.beliefs);
+        if window.span_days() <= sizing.min_span() {
             break;
         }
         let trusted = progress.beliefs.total_counts_the_window() && plausible(page.total).is_some();
@@ -248,12 +336,7 @@ async fn size_window(
         if !trusted && galloping && !lists_newest_first(&page) {
             break;
         }
-        if !trusted
-            && !progress.beliefs.ignores_page
-            && is_full(scope, progress, &page)
-            && lists_newest_first(&page)
-            && let Some(needed) = days_holding(&page, target).filter(|&d| d < days * 2 / 3)
-        {
+        if !trusted && let Some(needed) = sizing.newest_days_holding(&page, window) {
             // Each step plans one window: bounded by the days of the range.
             later.push(window.end);
             window = DayRange::new(window.start, window.end - Days::new(needed as u64))
@@ -266,35 +349,10 @@ async fn size_window(
         if probes > MAX_SIZING_PROBES {
             break;
         }
-        let smaller_days = if trusted {
-            match plausible(page.total) {
-                Some(total) if total > target => {
-                    let scaled = days as u128 * u128::from(target) * 9 / (10 * u128::from(total));
-                    i64::try_from(scaled).unwrap_or(i64::MAX)
-                }
-                _ => break,
-            }
-        } else if is_full(scope, progress, &page) {
-            if progress.beliefs.ignores_page {
-                days / 2
-            } else {
-                // Oldest first (or no order): from the oldest lead listed, as dense as the page.
-                let oldest = oldest_day(&page).unwrap_or(window.start).max(window.start);
-                match days_holding(&page, target) {
-                    Some(needed) => {
-                        let estimate = (oldest - window.start).num_days() + needed;
-                        if estimate >= days * 2 / 3 {
-                            break;
-                        }
-                        estimate
-                    }
-                    None => break,
-                }
-            }
-        } else {
+        let Some(smaller_days) = sizing.smaller_span(&page, window, trusted) else {
             break;
         };
-        let smaller = rest.head(smaller_days.clamp(smallest, days - 1));
+        let smaller = rest.head(smaller_days);
         let smaller_page = fetch(scope, smaller, 1).await?;
         if trusted
             && plausible(smaller_page.total).is_some()
@@ -342,15 +400,6 @@ fn oldest_day(page: &LeadsPage) -> Option<NaiveDate> {
         .min()
 }
 
-/// Whether a page is as long as the server's pages get.
-fn is_full(scope: &RunScope<'_>, progress: &Progress, page: &LeadsPage) -> bool {
-    let size = page
-        .page_size
-        .or(progress.beliefs.served_page_size())
-        .unwrap_or(scope.ctx.page_size);
-    !page.records.is_empty() && page.records.len() >= size as usize
-}
-
 /// How many days would hold `target` leads at the density of this full page's leads.
 fn days_holding(page: &LeadsPage, target: u64) -> Option<i64> {
     let created = || page.records.iter().flatten().map(|lead| lead.created_at);
@@ -370,4 +419,482 @@ async fn fetch(scope: &RunScope<'_>, window: DayRange, page: u32) -> Result<Lead
         page,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::{BotUid, EndDate, Lead, TotalMeaning};
+
+    fn day(text: &str) -> NaiveDate {
+        text.parse().expect("date")
+    }
+
+    fn range(start: &str, end: &str) -> DayRange {
+        DayRange::new(day(start), day(end)).expect("end > start")
+    }
+
+    /// A page listing leads created at `times` (RFC 3339), in that order.
+    fn page(times: &[&str], page_size: Option<u32>, total: Option<u64>) -> LeadsPage {
+        let bot = BotUid::parse("b").expect("uid");
+        LeadsPage {
+            records: times
+                .iter()
+                .enumerate()
+                .map(|(i, at)| {
+                    Lead::from_raw(
+                        &bot,
+                        json!({"conversation_uid": format!("c{i}"), "created_at": at}),
+                    )
+                })
+                .collect(),
+            page_size,
+            total,
+            request_id: None,
+            bytes: 0,
+        }
+    }
+
+    /// `n` leads `step` apart from `first`, newest first when `descending`.
+    fn spread(n: usize, first: &str, step: TimeDelta, descending: bool) -> Vec<String> {
+        let first: DateTime<Utc> = first.parse().expect("timestamp");
+        let mut times: Vec<String> = (0..n)
+            .map(|i| (first + step * i as i32).to_rfc3339())
+            .collect();
+        if descending {
+            times.reverse();
+        }
+        times
+    }
+
+    fn page_of(times: &[String], page_size: Option<u32>, total: Option<u64>) -> LeadsPage {
+        let times: Vec<&str> = times.iter().map(String::as_str).collect();
+        page(&times, page_size, total)
+    }
+
+    fn sizing(beliefs: &ApiBeliefs) -> Sizing<'_> {
+        Sizing {
+            beliefs,
+            page_size: 100,
+            max_window_leads: 1_000,
+        }
+    }
+
+    fn inclusive() -> ApiBeliefs {
+        ApiBeliefs {
+            end_date: EndDate::Inclusive,
+            ..ApiBeliefs::default()
+        }
+    }
+
+    fn ignoring_page() -> ApiBeliefs {
+        ApiBeliefs {
+            ignores_page: true,
+            ..ApiBeliefs::default()
+        }
+    }
+
+    fn total(total: TotalMeaning) -> ApiBeliefs {
+        ApiBeliefs {
+            total,
+            ..ApiBeliefs::default()
+        }
+    }
+
+    #[test]
+    fn the_order_of_a_page_is_what_most_of_its_pairs_say() {
+        let down = [
+            "2024-01-03T00:00:00Z",
+            "2024-01-02T00:00:00Z",
+            "2024-01-01T00:00:00Z",
+        ];
+        assert!(lists_newest_first(&page(&down, None, None)));
+        let up = [
+            "2024-01-01T00:00:00Z",
+            "2024-01-02T00:00:00Z",
+            "2024-01-03T00:00:00Z",
+        ];
+        assert!(!lists_newest_first(&page(&up, None, None)));
+        // As many pairs each way, or only ties: not newest first.
+        let even = [
+            "2024-01-02T00:00:00Z",
+            "2024-01-01T00:00:00Z",
+            "2024-01-02T00:00:00Z",
+        ];
+        assert!(!lists_newest_first(&page(&even, None, None)));
+        let ties = ["2024-01-02T00:00:00Z"; 3];
+        assert!(!lists_newest_first(&page(&ties, None, None)));
+        // Two down, one up: newest first.
+        let mostly = [
+            "2024-01-04T00:00:00Z",
+            "2024-01-03T00:00:00Z",
+            "2024-01-02T00:00:00Z",
+            "2024-01-05T00:00:00Z",
+        ];
+        assert!(lists_newest_first(&page(&mostly, None, None)));
+        assert!(!lists_newest_first(&page(&[], None, None)));
+    }
+
+    #[test]
+    fn the_oldest_day_is_the_utc_day_of_the_oldest_lead() {
+        let times = [
+            "2024-01-03T10:00:00Z",
+            "2024-01-01T23:59:59Z",
+            "2024-01-02T00:00:00Z",
+        ];
+        assert_eq!(
+            oldest_day(&page(&times, None, None)),
+            Some(day("2024-01-01"))
+        );
+        assert_eq!(oldest_day(&page(&[], None, None)), None);
+    }
+
+    #[test]
+    fn the_days_holding_a_target_follow_the_density_of_the_page() {
+        // 100 leads over 99 hours: about 24.2 a day; 90 % of 1,000 is 37.1 days of them.
+        let times = spread(100, "2024-01-01T00:00:00Z", TimeDelta::hours(1), false);
+        assert_eq!(days_holding(&page_of(&times, None, None), 1_000), Some(37));
+        // Denser than the target: one day at least.
+        let times = spread(100, "2024-01-01T00:00:00Z", TimeDelta::seconds(1), false);
+        assert_eq!(days_holding(&page_of(&times, None, None), 1_000), Some(1));
+        // 99 s is 87,272 a day: 9,000,000 of them is 103 days.
+        assert_eq!(
+            days_holding(&page_of(&times, None, None), 10_000_000),
+            Some(103)
+        );
+        // A spread under a minute is taken as a minute: 100 leads a minute is 144,000 a day.
+        let instant = ["2024-01-01T00:00:00Z"; 100];
+        assert_eq!(
+            days_holding(&page(&instant, None, None), 10_000_000),
+            Some(62)
+        );
+        assert_eq!(days_holding(&page(&[], None, None), 1_000), None);
+    }
+
+    #[test]
+    fn a_page_is_full_at_the_size_it_reports_else_the_size_served_else_the_size_asked() {
+        let beliefs = ApiBeliefs::default();
+        let ten = spread(10, "2024-01-01T00:00:00Z", TimeDelta::hours(1), false);
+        let sizing = sizing(&beliefs);
+        assert!(sizing.is_full(&page_of(&ten, Some(10), None)));
+        assert!(!sizing.is_full(&page_of(&ten, Some(11), None)));
+        assert!(!sizing.is_full(&page_of(&ten, None, None)), "100 asked");
+        let hundred = spread(100, "2024-01-01T00:00:00Z", TimeDelta::hours(1), false);
+        assert!(sizing.is_full(&page_of(&hundred, None, None)));
+        let served = ApiBeliefs {
+            served_page_size: Some(10),
+            served_page_size_evidence: 3,
+            ..ApiBeliefs::default()
+        };
+        assert!(self::sizing(&served).is_full(&page_of(&ten, None, None)));
+        // An empty page is never full, even of a page size of 0.
+        assert!(!sizing.is_full(&page(&[], Some(0), None)));
+    }
+
+    #[test]
+    fn a_window_aims_at_max_window_leads_or_at_most_of_a_page_when_page_is_ignored() {
+        assert_eq!(sizing(&ApiBeliefs::default()).target_leads(), 1_000);
+        assert_eq!(sizing(&ignoring_page()).target_leads(), 60);
+        let served = ApiBeliefs {
+            served_page_size: Some(20),
+            served_page_size_evidence: 3,
+            ..ignoring_page()
+        };
+        assert_eq!(sizing(&served).target_leads(), 12);
+        let tiny = ApiBeliefs {
+            served_page_size: Some(1),
+            served_page_size_evidence: 3,
+            ..ignoring_page()
+        };
+        assert_eq!(sizing(&tiny).target_leads(), 1);
+    }
+
+    #[test]
+    fn the_smallest_windows_depend_on_what_end_date_and_page_are_known_to_do() {
+        assert_eq!(sizing(&ApiBeliefs::default()).min_span(), 1);
+        assert_eq!(sizing(&inclusive()).min_span(), 0);
+        assert_eq!(sizing(&ApiBeliefs::default()).shrink_floor(), 1);
+        assert_eq!(sizing(&inclusive()).shrink_floor(), 0);
+        assert_eq!(sizing(&ignoring_page()).shrink_floor(), 0);
+        assert_eq!(sizing(&ignoring_page()).min_span(), 1);
+    }
+
+    #[test]
+    fn the_first_window_is_sized_from_a_learned_density_only_with_a_total_to_confirm_it() {
+        let dense = ApiBeliefs {
+            leads_per_day: Some(300.0),
+            ..ApiBeliefs::default()
+        };
+        assert_eq!(sizing(&dense).initial_span(), 3);
+        let denser = ApiBeliefs {
+            leads_per_day: Some(5_000.0),
+            ..dense
+        };
+        assert_eq!(sizing(&denser).initial_span(), 1);
+        for beliefs in [
+            ApiBeliefs::default(),
+            ApiBeliefs {
+                leads_per_day: Some(0.0),
+                ..dense
+            },
+            ApiBeliefs {
+                total: TotalMeaning::WholeBot,
+                ..dense
+            },
+        ] {
+            assert_eq!(sizing(&beliefs).initial_span(), i64::MAX, "{beliefs:?}");
+        }
+    }
+
+    #[test]
+    fn a_window_that_held_too_much_is_read_again_at_most_half_as_long() {
+        let window = range("2024-01-01", "2024-01-21");
+        // 4,000 listed in 20 days: 1,000 is 5 days.
+        let plain = ApiBeliefs::default();
+        assert_eq!(sizing(&plain).span_after_shrink(window, 4_000), 5);
+        // 1,500 listed: 13 days by density, but at most half.
+        assert_eq!(sizing(&plain).span_after_shrink(window, 1_500), 10);
+        // Never under the floor.
+        let short = range("2024-01-01", "2024-01-03");
+        assert_eq!(sizing(&plain).span_after_shrink(short, 1_000_000), 1);
+        assert_eq!(sizing(&inclusive()).span_after_shrink(short, 1_000_000), 0);
+        // Ignoring `page`: halved, whatever was listed.
+        assert_eq!(
+            sizing(&ignoring_page()).span_after_shrink(window, 4_000),
+            10
+        );
+        assert_eq!(sizing(&ignoring_page()).span_after_shrink(short, 4_000), 1);
+        let one = range("2024-01-01", "2024-01-02");
+        assert_eq!(sizing(&ignoring_page()).span_after_shrink(one, 4_000), 0);
+    }
+
+    #[test]
+    fn after_an_empty_window_the_next_takes_half_the_rest_with_a_total_and_doubles_without() {
+        let rest = range("2024-01-01", "2024-04-10");
+        let window = rest.head(10);
+        let counted = ApiBeliefs::default();
+        assert_eq!(
+            sizing(&counted).span_after(rest, window, 0, End::Empty, 4),
+            (45, 1)
+        );
+        // Almost nothing left: at least a day.
+        let last = rest.head(99);
+        assert_eq!(
+            sizing(&counted).span_after(rest, last, 0, End::Empty, 1),
+            (1, 1)
+        );
+        for meaning in [
+            TotalMeaning::Absent,
+            TotalMeaning::WholeBot,
+            TotalMeaning::Untrusted,
+        ] {
+            let beliefs = total(meaning);
+            assert_eq!(
+                sizing(&beliefs).span_after(rest, window, 0, End::Empty, 1),
+                (20, 2),
+                "{meaning:?}"
+            );
+            assert_eq!(
+                sizing(&beliefs).span_after(rest, window, 0, End::Empty, 4),
+                (80, 8)
+            );
+            // A single day gallops from one day.
+            let single = rest.head(0);
+            assert_eq!(
+                sizing(&beliefs).span_after(rest, single, 0, End::Empty, 2),
+                (4, 4)
+            );
+        }
+        let capped = sizing(&counted).span_after(rest, window, 0, End::Empty, i64::MAX);
+        assert_eq!(capped, (45, 1));
+        let endless =
+            sizing(&total(TotalMeaning::Absent)).span_after(rest, window, 0, End::Empty, i64::MAX);
+        assert_eq!(endless, (i64::MAX, i64::MAX));
+    }
+
+    #[test]
+    fn after_a_cut_off_listing_the_windows_widen_and_after_leads_they_follow_the_density() {
+        let rest = range("2024-01-01", "2024-04-10");
+        let window = rest.head(10);
+        let beliefs = ApiBeliefs::default();
+        for end in [End::RecordCap, End::PastTotal] {
+            assert_eq!(
+                sizing(&beliefs).span_after(rest, window, 4_000, end, 1),
+                (20, 2),
+                "{end:?}"
+            );
+        }
+        // 500 leads in 10 days: 1,000 is 20 days, and the gallop ends.
+        for end in [
+            End::Empty,
+            End::Short,
+            End::Repeats,
+            End::PageLimit,
+            End::Covered,
+        ] {
+            assert_eq!(
+                sizing(&beliefs).span_after(rest, window, 500, end, 8),
+                (20, 1),
+                "{end:?}"
+            );
+        }
+        // With an inclusive `end_date` the window covered 11 days: 1,000 is 22 days, span 21.
+        assert_eq!(
+            sizing(&inclusive()).span_after(rest, window, 500, End::Empty, 1),
+            (21, 1)
+        );
+        // Ignoring `page`: aiming at 60.
+        assert_eq!(
+            sizing(&ignoring_page()).span_after(rest, window, 500, End::Empty, 1),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn windows_share_their_boundary_day_unless_end_date_is_known_inclusive_after_the_first() {
+        let rest = range("2024-01-01", "2024-01-31");
+        let window = rest.head(10);
+        let shared = Some(range("2024-01-11", "2024-01-31"));
+        let abutting = Some(range("2024-01-12", "2024-01-31"));
+        let unknown = ApiBeliefs::default();
+        assert_eq!(sizing(&unknown).rest_after(rest, window, true), shared);
+        assert_eq!(sizing(&unknown).rest_after(rest, window, false), shared);
+        assert_eq!(sizing(&inclusive()).rest_after(rest, window, true), shared);
+        assert_eq!(
+            sizing(&inclusive()).rest_after(rest, window, false),
+            abutting
+        );
+        // A single day is never read again, first or not.
+        let single = rest.head(0);
+        let next = Some(range("2024-01-02", "2024-01-31"));
+        assert_eq!(sizing(&unknown).rest_after(rest, single, true), next);
+        assert_eq!(sizing(&inclusive()).rest_after(rest, single, true), next);
+        // The last window leaves nothing.
+        assert_eq!(sizing(&unknown).rest_after(rest, rest, false), None);
+    }
+
+    #[test]
+    fn a_full_newest_first_page_plans_the_days_at_the_windows_end() {
+        let window = range("2024-01-01", "2024-04-10");
+        // 100 leads an hour apart, newest first: 37 days hold 1,000.
+        let times = spread(100, "2024-04-05T00:00:00Z", TimeDelta::hours(1), true);
+        let full = page_of(&times, Some(100), None);
+        let beliefs = ApiBeliefs::default();
+        assert_eq!(
+            sizing(&beliefs).newest_days_holding(&full, window),
+            Some(37)
+        );
+        // Not under 2/3 of the window (56 days: 37): nothing to plan.
+        let short_window = range("2024-01-01", "2024-02-26");
+        assert_eq!(
+            sizing(&beliefs).newest_days_holding(&full, short_window),
+            None
+        );
+        let just_over = range("2024-01-01", "2024-02-27");
+        assert_eq!(
+            sizing(&beliefs).newest_days_holding(&full, just_over),
+            Some(37)
+        );
+        // Oldest first, not full, or `page` ignored: no plan.
+        let rising = spread(100, "2024-04-05T00:00:00Z", TimeDelta::hours(1), false);
+        assert_eq!(
+            sizing(&beliefs).newest_days_holding(&page_of(&rising, Some(100), None), window),
+            None
+        );
+        assert_eq!(
+            sizing(&beliefs).newest_days_holding(&page_of(&times, Some(101), None), window),
+            None
+        );
+        assert_eq!(
+            sizing(&ignoring_page()).newest_days_holding(&full, window),
+            None
+        );
+    }
+
+    #[test]
+    fn a_trusted_total_over_the_target_scales_the_window_down() {
+        let window = range("2024-01-01", "2024-04-10");
+        let beliefs = ApiBeliefs::default();
+        let empty = |total| page(&[], Some(100), Some(total));
+        // 100 days holding 4,000: 90 % of a quarter.
+        assert_eq!(
+            sizing(&beliefs).smaller_span(&empty(4_000), window, true),
+            Some(22)
+        );
+        // At or under the target: the window fits.
+        assert_eq!(
+            sizing(&beliefs).smaller_span(&empty(1_000), window, true),
+            None
+        );
+        assert_eq!(
+            sizing(&beliefs).smaller_span(&empty(1_001), window, true),
+            Some(89)
+        );
+        // An absurd total is no total.
+        assert_eq!(
+            sizing(&beliefs).smaller_span(&empty(u64::MAX), window, true),
+            None
+        );
+        assert_eq!(
+            sizing(&beliefs).smaller_span(&page(&[], None, None), window, true),
+            None
+        );
+        // Never under the smallest window.
+        assert_eq!(
+            sizing(&beliefs).smaller_span(&empty(100_000_000), window, true),
+            Some(1)
+        );
+        assert_eq!(
+            sizing(&inclusive()).smaller_span(&empty(100_000_000), window, true),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn without_a_total_a_full_page_sizes_the_window_from_its_oldest_lead() {
+        let window = range("2024-01-01", "2024-04-10");
+        let beliefs = ApiBeliefs::default();
+        // 100 leads an hour apart from 2024-01-11: 10 days in, then 37 days of them.
+        let times = spread(100, "2024-01-11T00:00:00Z", TimeDelta::hours(1), false);
+        let full = page_of(&times, Some(100), None);
+        assert_eq!(
+            sizing(&beliefs).smaller_span(&full, window, false),
+            Some(47)
+        );
+        // From 2024-01-30 on: 29 + 37 = 66, not under 2/3 of the window's 100 days.
+        let late = spread(100, "2024-01-30T00:00:00Z", TimeDelta::hours(1), false);
+        assert_eq!(
+            sizing(&beliefs).smaller_span(&page_of(&late, Some(100), None), window, false),
+            None
+        );
+        let later = spread(100, "2024-01-29T00:00:00Z", TimeDelta::hours(1), false);
+        assert_eq!(
+            sizing(&beliefs).smaller_span(&page_of(&later, Some(100), None), window, false),
+            Some(65)
+        );
+        // A lead before the window counts from the window's start.
+        let early = spread(100, "2023-12-25T00:00:00Z", TimeDelta::hours(1), false);
+        assert_eq!(
+            sizing(&beliefs).smaller_span(&page_of(&early, Some(100), None), window, false),
+            Some(37)
+        );
+        // A page that is not full says the window fits.
+        assert_eq!(
+            sizing(&beliefs).smaller_span(&page_of(&times, Some(101), None), window, false),
+            None
+        );
+        // Ignoring `page`: halved.
+        assert_eq!(
+            sizing(&ignoring_page()).smaller_span(&full, window, false),
+            Some(50)
+        );
+        // The total is not looked at when it is not trusted.
+        assert_eq!(
+            sizing(&beliefs).smaller_span(&page_of(&times, Some(100), Some(5)), window, false),
+            Some(47)
+        );
+    }
 }
