@@ -69,6 +69,9 @@ async fn scenario(settings: WorldSettings, label: &str) -> (Costs, ApiBeliefs) {
     h.assert_copy_is_exact().await;
     logs.assert_quiet(&format!("{label}: incremental"));
 
+    // The mark moved in the runs before, and moves no more: nothing says it did.
+    let advanced = logs.count("high_water_mark_advanced");
+    assert!(advanced > 0, "{label}");
     let mut idle = 0;
     for _ in 0..10 {
         let reports = h.sync().await;
@@ -79,6 +82,7 @@ async fn scenario(settings: WorldSettings, label: &str) -> (Costs, ApiBeliefs) {
     }
     h.assert_copy_is_exact().await;
     logs.assert_quiet(&format!("{label}: ten idle runs"));
+    assert_eq!(logs.count("high_water_mark_advanced"), advanced, "{label}");
     for event in ["window_reread", "window_incomplete", "copy_incomplete"] {
         assert_eq!(logs.count(event), 0, "{label}: {event}");
     }
@@ -513,4 +517,101 @@ async fn a_history_that_stopped_long_ago_is_not_taken_for_a_whole_chatbot_total(
     assert_eq!(total_changes.len(), 1, "{total_changes:?}");
     assert_eq!(total_changes[0].field("to"), Some("filtered"));
     logs.assert_quiet("a history that stopped long ago");
+}
+
+/// The requests of one bot that asked for the probe's range (years before any lead).
+fn probes(h: &Harness, bot: &str) -> usize {
+    h.world
+        .requests()
+        .iter()
+        .filter(|r| r.bot_uid == bot && r.start_date.as_deref() == Some("1990-01-01"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_refused_probe_is_not_asked_again_within_a_day_and_a_failed_one_is() {
+    use leadsync::fake_api::Fault;
+
+    // Two bots with nothing to list: each run is one empty page, then the probe, once a day.
+    let h = Harness::start(WorldSettings::default(), &[BOT_A, BOT_B]).await;
+    let listing = Fault::Latency(Duration::ZERO);
+    // A's probe is refused (4xx), B's fails on the way (5xx).
+    h.world
+        .push_faults(Some(BOT_A), [listing.clone(), Fault::NotFound]);
+    h.world
+        .push_faults(Some(BOT_B), [listing, Fault::InternalError]);
+    let (logs, _guard) = LogCapture::start();
+    let first = h.sync().await;
+    assert_all_succeeded(&first);
+    assert_eq!((probes(&h, BOT_A), probes(&h, BOT_B)), (1, 1));
+    let refused = h
+        .world
+        .requests()
+        .iter()
+        .filter(|r| r.status >= 400)
+        .count();
+    assert_eq!(refused, 2, "each bot's probe, and nothing else, failed");
+
+    // The next runs, the same day: the refusal stands for the day, the failure is asked again.
+    assert_all_succeeded(&h.sync().await);
+    assert_all_succeeded(&h.sync().await);
+    assert_eq!((probes(&h, BOT_A), probes(&h, BOT_B)), (1, 2));
+    logs.assert_quiet("a probe that fails costs the run nothing");
+}
+
+#[tokio::test]
+async fn leads_that_arrive_while_a_whole_chatbot_total_is_paged_are_read_again_from_the_newest_days()
+ {
+    let settings = WorldSettings {
+        total: TotalMode::WholeBot,
+        ..WorldSettings::default()
+    };
+    let h = Harness::start(settings, &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 1_000, days_ago(10), days_ago(2), 65);
+    // The whole history, and every run's range read as one window.
+    let whole = [
+        ("LEADSYNC__SYNC__BACKFILL_FROM", "2000-01-01"),
+        ("LEADSYNC__SYNC__MAX_WINDOW_LEADS", "20000"),
+    ];
+    let (logs, _guard) = LogCapture::start();
+    // Learn what the total counts first: the check below only runs once it is known.
+    assert_all_succeeded(&h.sync_with(&whole).await);
+    assert_eq!(
+        report(&h.sync_with(&whole).await).beliefs.total,
+        TotalMeaning::WholeBot
+    );
+    h.world.clear_requests();
+
+    // Three leads arrive after the first of the next run's pages was read: the listing, newest
+    // first, has them ahead of where it pages, and its later pages count three more.
+    let now = Utc::now();
+    let arrivals = (0..3)
+        .map(|i| {
+            let at = now - TimeDelta::minutes(i);
+            FakeLead::new(BOT_A, &format!("arrived-{i}"), at.fixed_offset())
+        })
+        .collect();
+    h.world.after_page(BOT_A, 1, arrivals);
+    let reports = h.sync_with(&whole).await;
+    assert_all_succeeded(&reports);
+    assert_eq!(report(&reports).counts.inserted, 3);
+    h.assert_copy_is_exact().await;
+    assert_eq!(logs.count("copy_incomplete"), 0, "{:?}", logs.events());
+    // The one re-read asked for yesterday and today, and only then.
+    let yesterday = (now.date_naive() - Days::new(1)).to_string();
+    let from_yesterday = |h: &Harness| {
+        h.world
+            .requests()
+            .iter()
+            .filter(|r| r.start_date.as_deref() == Some(yesterday.as_str()))
+            .count()
+    };
+    assert_eq!(from_yesterday(&h), 1, "{:?}", h.world.requests());
+
+    // The copy holds what the total counts: the next run reads nothing again.
+    h.world.clear_requests();
+    assert_all_succeeded(&h.sync_with(&whole).await);
+    assert_eq!(from_yesterday(&h), 0, "{:?}", h.world.requests());
+    logs.assert_quiet("whole chatbot: arrivals while paging");
 }
