@@ -380,10 +380,11 @@ impl ApiBeliefs {
         }
     }
 
-    /// The leads per day of a window read whole.
-    pub fn observe_density(&mut self, leads: u64, days: i64) {
-        if leads > 0 && days > 0 {
-            self.leads_per_day = Some(leads as f64 / days as f64);
+    /// The leads per day of a window read whole, over the `days` it covered (a fraction when
+    /// it ends today: a window of a day and a half is not taken for one of a day).
+    pub fn observe_density(&mut self, leads: u64, days: f64) {
+        if leads > 0 && days > 0.0 {
+            self.leads_per_day = Some(leads as f64 / days);
         }
     }
 
@@ -576,14 +577,20 @@ mod tests {
     #[test]
     fn density_is_leads_per_day_of_a_window_that_held_some() {
         let mut beliefs = ApiBeliefs::default();
-        beliefs.observe_density(0, 5);
-        beliefs.observe_density(10, 0);
+        beliefs.observe_density(0, 5.0);
+        beliefs.observe_density(10, 0.0);
         assert_eq!(beliefs.leads_per_day, None);
-        beliefs.observe_density(100, 4);
+        beliefs.observe_density(100, 4.0);
         assert_eq!(beliefs.leads_per_day, Some(25.0));
-        beliefs.observe_density(1, 1);
+        beliefs.observe_density(150, 1.5);
+        assert_eq!(
+            beliefs.leads_per_day,
+            Some(100.0),
+            "a part of a day counts as that part"
+        );
+        beliefs.observe_density(1, 1.0);
         assert_eq!(beliefs.leads_per_day, Some(1.0), "the last window counts");
-        beliefs.observe_density(0, 3);
+        beliefs.observe_density(0, 3.0);
         assert_eq!(
             beliefs.leads_per_day,
             Some(1.0),
@@ -789,7 +796,7 @@ mod tests {
     fn beliefs_survive_the_database_as_json_and_missing_fields_take_defaults() {
         let mut beliefs = ApiBeliefs::default();
         beliefs.observe_overflow(3600, 7200);
-        beliefs.observe_density(500, 10);
+        beliefs.observe_density(500, 10.0);
         let json = serde_json::to_value(&beliefs).expect("serialise");
         let back: ApiBeliefs = serde_json::from_value(json).expect("deserialise");
         assert_eq!(back, beliefs);

@@ -110,8 +110,9 @@ pub(super) async fn read_range(
         progress.high_water_mark = progress.high_water_mark.max(read.newest);
         progress.counts.windows += 1;
         if !read.stopped_early && read.end.ran_out() {
-            let days = (window.end_instant().min(scope.now) - window.first_instant()).num_days();
-            progress.beliefs.observe_density(read.seen, days.max(1));
+            let covered = window.end_instant().min(scope.now) - window.first_instant();
+            let days = covered.num_seconds() as f64 / 86_400.0;
+            progress.beliefs.observe_density(read.seen, days.max(1.0));
         }
         let sizing = Sizing::of(scope, &progress.beliefs);
         (span, gallop) = sizing.span_after(rest, window, read.seen, read.end, gallop);

@@ -615,3 +615,55 @@ async fn leads_that_arrive_while_a_whole_chatbot_total_is_paged_are_read_again_f
     assert_eq!(from_yesterday(&h), 0, "{:?}", h.world.requests());
     logs.assert_quiet("whole chatbot: arrivals while paging");
 }
+
+/// Requests answered after the page that ended their listing (short or empty): read ahead
+/// past the end, for nothing.
+fn read_past_the_end(requests: &[leadsync::fake_api::RecordedRequest]) -> usize {
+    let mut ends: std::collections::HashMap<(Option<&str>, Option<&str>), u32> =
+        std::collections::HashMap::new();
+    for r in requests {
+        if r.status == 200 && r.records < 50 {
+            let end = ends
+                .entry((r.start_date.as_deref(), r.end_date.as_deref()))
+                .or_insert(u32::MAX);
+            *end = (*end).min(r.page.unwrap_or(1));
+        }
+    }
+    requests
+        .iter()
+        .filter(|r| {
+            ends.get(&(r.start_date.as_deref(), r.end_date.as_deref()))
+                .is_some_and(|&end| r.page.unwrap_or(1) > end)
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn pages_are_read_ahead_only_as_far_as_the_evidence_says_they_exist() {
+    for total in [TotalMode::Filtered, TotalMode::Absent, TotalMode::WholeBot] {
+        let settings = WorldSettings {
+            total,
+            ..WorldSettings::default()
+        };
+        let h = Harness::start(settings, &[BOT_A]).await;
+        // 190 leads a day, evenly: a day is three full pages and a short one, and the density
+        // learned is what the next days hold.
+        let start = days_ago(30);
+        for i in 0..(30 * 190) {
+            let at = start + TimeDelta::seconds(i * 86_400 / 190);
+            let uid = format!("even-{i}");
+            h.world
+                .insert_lead(BOT_A, FakeLead::new(BOT_A, &uid, at.fixed_offset()));
+        }
+        assert_all_succeeded(&h.sync().await);
+        h.world.clear_requests();
+        for _ in 0..3 {
+            let reports = h.sync().await;
+            assert_all_succeeded(&reports);
+            assert!(report(&reports).counts.pages >= 10, "{total:?}");
+        }
+        h.assert_copy_is_exact().await;
+        let requests = h.world.requests();
+        assert_eq!(read_past_the_end(&requests), 0, "{total:?}: {requests:?}");
+    }
+}
