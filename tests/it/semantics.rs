@@ -655,8 +655,13 @@ async fn pages_are_read_ahead_only_as_far_as_the_evidence_says_they_exist() {
             h.world
                 .insert_lead(BOT_A, FakeLead::new(BOT_A, &uid, at.fixed_offset()));
         }
+        // Answers that take a moment: what is read ahead is in flight together.
+        h.world.set_latency(Duration::from_millis(5));
         assert_all_succeeded(&h.sync().await);
-        h.world.clear_requests();
+        if total == TotalMode::Filtered {
+            // A total that counts the window says how many pages it has: from the first.
+            assert!(h.world.in_flight_peak_of(BOT_A) > 1, "read ahead");
+        }
         for _ in 0..3 {
             let reports = h.sync().await;
             assert_all_succeeded(&reports);
