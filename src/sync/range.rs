@@ -528,6 +528,13 @@ mod tests {
         assert!(!lists_newest_first(&page(&even, None, None)));
         let ties = ["2024-01-02T00:00:00Z"; 3];
         assert!(!lists_newest_first(&page(&ties, None, None)));
+        // A tie counts neither way: one pair down and one tie is newest first.
+        let down_then_tie = [
+            "2024-01-03T00:00:00Z",
+            "2024-01-02T00:00:00Z",
+            "2024-01-02T00:00:00Z",
+        ];
+        assert!(lists_newest_first(&page(&down_then_tie, None, None)));
         // Two down, one up: newest first.
         let mostly = [
             "2024-01-04T00:00:00Z",
