@@ -290,13 +290,16 @@ impl<'a> Sizing<'a> {
         } else if self.beliefs.ignores_page {
             days / 2
         } else {
-            // Oldest first (or no order): from the oldest lead listed, as dense as the page.
+            // Oldest first (or no order): from the oldest lead listed, as dense as the page. The
+            // days before it hold nothing: the cut is worth a request when it leaves out a
+            // third of the days that hold leads.
             let oldest = oldest_day(page).unwrap_or(window.start).max(window.start);
-            let estimate = (oldest - window.start).num_days() + days_holding(page, target)?;
-            if estimate >= days * 2 / 3 {
+            let empty = (oldest - window.start).num_days();
+            let holding = days_holding(page, target)?;
+            if holding >= (days - empty) * 2 / 3 {
                 return None;
             }
-            estimate
+            empty + holding
         };
         Some(smaller.clamp(self.min_span(), days - 1))
     }
@@ -872,16 +875,18 @@ mod tests {
             sizing(&beliefs).smaller_span(&full, window, false),
             Some(47)
         );
-        // From 2024-01-30 on: 29 + 37 = 66, not under 2/3 of the window's 100 days.
-        let late = spread(100, "2024-01-30T00:00:00Z", TimeDelta::hours(1), false);
+        // A history that starts late in the window: cut after its first 37 days, as long as
+        // that leaves out a third of the days after its start. From 2024-02-14 on, 37 days
+        // are 2/3 of the 56 left: the window fits.
+        let late = spread(100, "2024-02-14T00:00:00Z", TimeDelta::hours(1), false);
         assert_eq!(
             sizing(&beliefs).smaller_span(&page_of(&late, Some(100), None), window, false),
             None
         );
-        let later = spread(100, "2024-01-29T00:00:00Z", TimeDelta::hours(1), false);
+        let earlier = spread(100, "2024-02-13T00:00:00Z", TimeDelta::hours(1), false);
         assert_eq!(
-            sizing(&beliefs).smaller_span(&page_of(&later, Some(100), None), window, false),
-            Some(65)
+            sizing(&beliefs).smaller_span(&page_of(&earlier, Some(100), None), window, false),
+            Some(80)
         );
         // A lead before the window counts from the window's start.
         let early = spread(100, "2023-12-25T00:00:00Z", TimeDelta::hours(1), false);
