@@ -289,6 +289,38 @@ async fn a_server_that_ignores_the_page_number_is_read_in_windows_of_one_page() 
 }
 
 #[tokio::test]
+async fn a_day_that_no_window_of_a_server_ignoring_page_can_list_is_reported() {
+    // `page` ignored and `end_date` exclusive: a window lists one page of the days before its
+    // last. A day of 80 leads fills that page, and the one-day window it is cut down to lists
+    // nothing at all: the day cannot be read whole, and the run says so.
+    let settings = WorldSettings {
+        ignores_page: true,
+        end_date_inclusive: false,
+        ..WorldSettings::default()
+    };
+    let h = Harness::start(settings, &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 50, days_ago(10), days_ago(3), 67);
+    h.world.generate_leads(
+        BOT_A,
+        80,
+        at_day_start(days_ago(2), 0, 3_600),
+        at_day_start(days_ago(2), 0, 80_000),
+        68,
+    );
+    let (logs, _guard) = LogCapture::start();
+    let reports = h.sync().await;
+    assert_all_succeeded(&reports);
+    let counts = report(&reports).counts;
+    assert!(logs.count("window_incomplete") > 0, "{:?}", logs.events());
+    assert_eq!(
+        counts.incomplete_windows as usize,
+        logs.count("window_incomplete") + logs.count("listing_cut_off"),
+        "{counts:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_total_that_over_counts_is_read_again_once_then_no_longer_trusted() {
     let settings = WorldSettings {
         total: TotalMode::Fixed(400),
