@@ -343,13 +343,19 @@ impl ApiBeliefs {
     }
 
     /// At a boundary day shared by two adjacent windows of one run: `common` leads were listed
-    /// by both; `both_list_the_day` when each listed a lead created on that day (UTC).
+    /// by both; `earlier_lists_day`/`later_lists_day` when that window listed a lead created on
+    /// that day (UTC).
     ///
     /// Under an inclusive `end_date` the boundary day's leads are in both windows (whatever the
     /// zone or a conversation-start lag), so a shared lead is evidence of it; under an exclusive
     /// one the windows never share a lead, so none shared while both list leads created that
     /// day is evidence of that.
-    pub fn observe_boundary(&mut self, common: u64, both_list_the_day: bool) {
+    pub fn observe_boundary(
+        &mut self,
+        common: u64,
+        earlier_lists_day: bool,
+        later_lists_day: bool,
+    ) {
         if common > 0 {
             self.exclusive_evidence = 0;
             let common = u32::try_from(common).unwrap_or(u32::MAX);
@@ -359,7 +365,7 @@ impl ApiBeliefs {
             } else if self.end_date == EndDate::Exclusive {
                 self.end_date = EndDate::Unknown;
             }
-        } else if both_list_the_day {
+        } else if earlier_lists_day && later_lists_day {
             self.inclusive_evidence = 0;
             self.exclusive_evidence = self.exclusive_evidence.saturating_add(1);
             self.end_date = if self.exclusive_evidence >= EXCLUSIVE_EVIDENCE {
@@ -698,27 +704,29 @@ mod tests {
     #[test]
     fn shared_boundary_leads_make_end_date_inclusive_and_a_contrary_boundary_undoes_it() {
         let mut beliefs = ApiBeliefs::default();
-        beliefs.observe_boundary(9, true);
+        beliefs.observe_boundary(9, true, true);
         assert_eq!(beliefs.end_date, EndDate::Unknown);
         assert!(!beliefs.windows_may_abut());
-        beliefs.observe_boundary(1, true);
+        beliefs.observe_boundary(1, true, true);
         assert_eq!(beliefs.end_date, EndDate::Inclusive);
         assert!(beliefs.windows_may_abut());
-        beliefs.observe_boundary(0, false);
-        assert_eq!(
-            beliefs.end_date,
-            EndDate::Inclusive,
-            "an empty day says nothing"
-        );
-        beliefs.observe_boundary(0, true);
+        for (earlier, later) in [(false, false), (true, false), (false, true)] {
+            beliefs.observe_boundary(0, earlier, later);
+            assert_eq!(
+                beliefs.end_date,
+                EndDate::Inclusive,
+                "a day empty in either window says nothing"
+            );
+        }
+        beliefs.observe_boundary(0, true, true);
         assert_eq!(
             beliefs.end_date,
             EndDate::Unknown,
             "widened at the first sign"
         );
-        beliefs.observe_boundary(0, true);
+        beliefs.observe_boundary(0, true, true);
         assert_eq!(beliefs.end_date, EndDate::Exclusive);
-        beliefs.observe_boundary(2, true);
+        beliefs.observe_boundary(2, true, true);
         assert_eq!(beliefs.end_date, EndDate::Unknown);
         assert_eq!(beliefs.inclusive_evidence, 2);
     }

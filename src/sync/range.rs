@@ -103,7 +103,7 @@ pub(super) async fn read_range(
             let common = read.keys.intersection(&before.keys).count() as u64;
             progress
                 .beliefs
-                .observe_boundary(common, before.lists_last_day && read.lists_first_day);
+                .observe_boundary(common, before.lists_last_day, read.lists_first_day);
             progress.report_belief_changes(scope.ctx.plan.lookback_days);
         }
         endless |= read.end == End::RecordCap;
