@@ -50,21 +50,14 @@ pub(super) async fn read_range(
     let mut gallop: i64 = 1;
     // A listing met in this run that did not end within a single day's record cap.
     let mut endless = false;
-    // Ends of the next windows, nearest last, when sizing planned them from the newest end.
-    let mut planned: Vec<NaiveDate> = Vec::new();
+    let mut planned = PlannedEnds::default();
     while let Some(rest) = remaining {
-        while planned.last().is_some_and(|&end| end <= rest.start) {
-            planned.pop();
-        }
-        if let Some(&end) = planned.last() {
-            span = (end - rest.start).num_days();
+        if let Some(planned_span) = planned.span_for(rest) {
+            span = planned_span;
         }
         let (window, first_page, later) =
             size_window(scope, progress, rest, &mut span, gallop > 1).await?;
-        if window.end >= planned.last().copied().unwrap_or(NaiveDate::MAX) {
-            planned.pop();
-        }
-        planned.extend(later.into_iter().rev());
+        planned.chosen(window, later);
         let plan = WindowPlan {
             window,
             covered_before,
@@ -125,6 +118,30 @@ pub(super) async fn read_range(
         });
     }
     Ok(())
+}
+
+/// The ends of the next windows, nearest last, when sizing planned them from the newest end.
+#[derive(Debug, Default)]
+struct PlannedEnds(Vec<NaiveDate>);
+
+impl PlannedEnds {
+    /// The span of the window that starts `rest`, when one was planned: up to the nearest
+    /// planned end after its start.
+    fn span_for(&mut self, rest: DayRange) -> Option<i64> {
+        while self.0.last().is_some_and(|&end| end <= rest.start) {
+            self.0.pop();
+        }
+        self.0.last().map(|&end| (end - rest.start).num_days())
+    }
+
+    /// `window` was chosen: a planned end it reaches is done with (read up to, or found to
+    /// hold too much), and the ends sizing planned after it (`later`, oldest first) come next.
+    fn chosen(&mut self, window: DayRange, later: Vec<NaiveDate>) {
+        if self.0.last().is_some_and(|&end| window.end >= end) {
+            self.0.pop();
+        }
+        self.0.extend(later.into_iter().rev());
+    }
 }
 
 /// What a window's size is chosen from: the settings, and what was learned of the API. Every
@@ -547,6 +564,34 @@ mod tests {
         ];
         assert!(lists_newest_first(&page(&mostly, None, None)));
         assert!(!lists_newest_first(&page(&[], None, None)));
+    }
+
+    #[test]
+    fn planned_windows_end_where_sizing_planned_them_nearest_first() {
+        let mut planned = PlannedEnds::default();
+        assert_eq!(planned.span_for(range("2024-01-01", "2024-03-01")), None);
+        // Sizing cut the first window to end on 01-10, and planned ends on 01-20 and 01-30.
+        planned.chosen(
+            range("2024-01-01", "2024-01-10"),
+            vec![day("2024-01-20"), day("2024-01-30")],
+        );
+        assert_eq!(
+            planned.span_for(range("2024-01-10", "2024-03-01")),
+            Some(10)
+        );
+        assert_eq!(planned.span_for(range("2024-01-11", "2024-03-01")), Some(9));
+        // A window short of a planned end leaves it for the next.
+        planned.chosen(range("2024-01-11", "2024-01-15"), vec![]);
+        assert_eq!(planned.span_for(range("2024-01-15", "2024-03-01")), Some(5));
+        // One that reaches it is done with it, even when it is read again from its start
+        // (it held too much): the next planned end is the next one.
+        planned.chosen(range("2024-01-15", "2024-01-20"), vec![]);
+        assert_eq!(
+            planned.span_for(range("2024-01-15", "2024-03-01")),
+            Some(15)
+        );
+        planned.chosen(range("2024-01-15", "2024-01-31"), vec![]);
+        assert_eq!(planned.span_for(range("2024-01-15", "2024-03-01")), None);
     }
 
     #[test]

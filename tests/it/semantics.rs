@@ -749,3 +749,29 @@ async fn pages_are_read_ahead_only_as_far_as_the_evidence_says_they_exist() {
         assert_eq!(read_past_the_end(&requests), 0, "{total:?}: {requests:?}");
     }
 }
+
+#[tokio::test]
+async fn a_history_denser_in_the_past_than_of_late_costs_about_its_pages_without_a_total() {
+    // Newest first, no total: windows are planned from the density of the newest page, which
+    // here is twenty times sparser than the month before it.
+    let settings = WorldSettings {
+        total: TotalMode::Absent,
+        ..WorldSettings::default()
+    };
+    let h = Harness::start(settings, &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 150, days_ago(30), days_ago(0), 69);
+    h.world
+        .generate_leads(BOT_A, 3_000, days_ago(60), days_ago(30), 70);
+    let (logs, _guard) = LogCapture::start();
+    let reports = h.sync().await;
+    assert_all_succeeded(&reports);
+    h.assert_copy_is_exact().await;
+    logs.assert_quiet("denser in the past");
+    let counts = report(&reports).counts;
+    println!("denser in the past: {counts:?}");
+    // 3,150 leads are 63 pages. A window planned from the sparse end is read up to its record
+    // cap (4 x 400 leads, 32 pages) before it is known to hold too much; its leads are stored,
+    // and read again in the windows it is cut into. Measured: 110 requests.
+    assert!(counts.requests <= 63 + 32 + 25, "{counts:?}");
+}
