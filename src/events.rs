@@ -23,6 +23,7 @@ pub fn migrations_applied(applied: usize, elapsed: Duration) {
 }
 
 pub fn sync_run_started(range: DayRange, high_water_mark: Option<DateTime<Utc>>) {
+    crate::progress::run_started(range);
     info!(
         range_start = %range.start,
         range_end = %range.end,
@@ -83,6 +84,27 @@ pub fn api_request_completed(result: &Result<LeadsPage, ApiError>) {
 
 pub fn runs_abandoned(count: u64) {
     warn!(count, "runs_abandoned");
+}
+
+/// A window of the run's `range` was read whole and committed: `counts` so far, `requests`
+/// made so far, `elapsed` since the run started.
+pub fn window_completed(
+    range: DayRange,
+    window: DayRange,
+    counts: &RunCounts,
+    requests: u64,
+    elapsed: Duration,
+) {
+    crate::progress::window_completed(range, window, counts, requests, elapsed);
+    debug!(
+        window_start = %window.start,
+        window_end = %window.end,
+        inserted = counts.inserted,
+        updated = counts.updated,
+        unchanged = counts.unchanged,
+        requests,
+        "window_completed"
+    );
 }
 
 pub fn window_sized(range: DayRange, total: Option<u64>, split: bool) {

@@ -21,8 +21,9 @@
 //!   jobs that only trigger runs, the stall watchdog, signals, `/healthz` `/readyz` `/metrics`.
 //! - [`ops`], [`commands`], [`cli`]: the operator commands and the command line; `output`
 //!   writes what they print.
-//! - [`config`], [`telemetry`], [`events`], [`metrics`]: settings, the log subscriber, the named
-//!   log events and the Prometheus metrics they update.
+//! - [`config`], [`telemetry`], [`events`], [`metrics`], [`progress`]: settings, the log
+//!   subscriber, the named log events, and the Prometheus metrics and terminal progress bars
+//!   they update.
 //! - [`fake_api`], [`demo`]: a model of ChatofAI over real HTTP, for tests, `demo`, `fake-api`
 //!   and the benchmark.
 
@@ -41,6 +42,7 @@ pub mod http;
 pub mod metrics;
 pub mod ops;
 mod output;
+pub mod progress;
 pub mod retry;
 pub mod schedule;
 pub mod scheduler;

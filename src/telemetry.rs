@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 
 use serde::Deserialize;
-use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+use tracing_subscriber::{EnvFilter, Layer, fmt, prelude::*};
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -63,7 +63,8 @@ pub fn init(format: LogFormat, default_filter: &str) {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let registry = tracing_subscriber::registry().with(filter);
+    // The filter is the log lines' own: the progress bars show whatever it lets through.
+    let registry = tracing_subscriber::registry();
     let result = if json {
         registry
             .with(
@@ -72,7 +73,20 @@ pub fn init(format: LogFormat, default_filter: &str) {
                     .flatten_event(true)
                     .with_current_span(true)
                     .with_span_list(false)
-                    .with_writer(std::io::stderr),
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
+            .try_init()
+    } else if std::io::stderr().is_terminal() {
+        // A person is watching: a progress bar per run, the log lines printed above the bars.
+        let (bars, writer) = crate::progress::layer();
+        registry
+            .with(bars)
+            .with(
+                fmt::layer()
+                    .with_writer(writer)
+                    .with_ansi(true)
+                    .with_filter(filter),
             )
             .try_init()
     } else {
@@ -80,7 +94,8 @@ pub fn init(format: LogFormat, default_filter: &str) {
             .with(
                 fmt::layer()
                     .with_writer(std::io::stderr)
-                    .with_ansi(std::io::stderr().is_terminal()),
+                    .with_ansi(false)
+                    .with_filter(filter),
             )
             .try_init()
     };

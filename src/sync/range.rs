@@ -102,6 +102,13 @@ pub(super) async fn read_range(
         endless |= read.end == End::RecordCap;
         progress.high_water_mark = progress.high_water_mark.max(read.newest);
         progress.counts.windows += 1;
+        events::window_completed(
+            range,
+            window,
+            &progress.counts,
+            progress.counts.requests + scope.requests.made(),
+            (Utc::now() - scope.now).to_std().unwrap_or_default(),
+        );
         if !read.stopped_early && read.end.ran_out() {
             let covered = window.end_instant().min(scope.now) - window.first_instant();
             let days = covered.num_seconds() as f64 / 86_400.0;

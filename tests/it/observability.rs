@@ -312,3 +312,75 @@ impl Exposition {
         self.samples.get(name).map_or(f64::NAN, |s| s.1)
     }
 }
+
+/// Runs `leadsync --config <config> sync` on a pseudo-terminal (util-linux `script`), with
+/// `env` set: what the terminal showed.
+async fn sync_on_a_terminal(config: &ConfigFile, env: &[(&str, &str)]) -> String {
+    let line = format!(
+        "{} --config {} sync",
+        env!("CARGO_BIN_EXE_leadsync"),
+        config.path()
+    );
+    let mut command = std::process::Command::new("script");
+    command
+        .args(["--quiet", "--return", "--command", &line, "/dev/null"])
+        .env("CHATOFAI_API_KEY", KEY)
+        .env_remove("DATABASE_URL")
+        .env_remove("RUST_LOG");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .expect("run script");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn a_terminal_shows_a_progress_bar_per_run_and_json_logs_or_a_pipe_never_do() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A, BOT_B]).await;
+    for bot in [BOT_A, BOT_B] {
+        h.world
+            .generate_leads(bot, 400, days_ago(60), days_ago(0), 92);
+    }
+    // Answers that take a moment, so the bars are drawn while the runs read.
+    h.world.set_latency(std::time::Duration::from_millis(20));
+    let config = write_config(&h.config_toml(""));
+
+    let screen = sync_on_a_terminal(&config, &[]).await;
+    for bot in [BOT_A, BOT_B] {
+        assert!(screen.contains(bot), "a bar names each bot: {screen}");
+    }
+    assert!(screen.contains(" days"), "{screen}");
+    assert!(screen.contains(" leads · "), "{screen}");
+    assert!(screen.contains(" requests · "), "{screen}");
+    assert!(screen.contains("leads/s"), "{screen}");
+
+    // JSON logs, even on a terminal: every line is JSON, no bar among them.
+    let screen = sync_on_a_terminal(&config, &[("LEADSYNC__LOG__FORMAT", "json")]).await;
+    assert!(!screen.contains("leads/s"), "{screen}");
+    let lines: Vec<&str> = screen
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    assert!(lines.len() > 4, "{screen}");
+    for line in lines {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line.trim());
+        assert!(parsed.is_ok(), "not JSON: {line:?}");
+    }
+
+    // Not a terminal (a pipe, a journal): no bar, whatever the format.
+    let (code, stdout, stderr) = leadsync_command(&config, &["sync"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("leads/s") && !stdout.contains("leads/s"),
+        "{stderr}"
+    );
+    let text = write_config(&h.config_toml("[log]\nformat = \"text\"\n"));
+    let (code, _, stderr) = leadsync_command(&text, &["sync"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("leads/s"), "{stderr}");
+    assert!(stderr.contains("sync_run_finished"), "{stderr}");
+}
