@@ -24,6 +24,7 @@ use crate::{
     scheduler::{ScheduleHealth, Scheduler, Trigger, WATCHDOG_PERIOD},
     store,
     sync::RunRequest,
+    systemd,
 };
 
 /// Runs the daemon until `cancel` fires, then drains within `shutdown.grace_secs`.
@@ -58,6 +59,7 @@ pub async fn run(
     let ready = wait_for_database(config, &pool, &cancel).await?;
     if !ready {
         // Stopped while waiting for the database: no run was started.
+        systemd::stopping();
         events::shutdown_completed(0, Duration::ZERO, false);
     } else {
         // Names are labels for the analysts' views: a failure must not stop the syncing.
@@ -70,6 +72,7 @@ pub async fn run(
         let scheduler = Scheduler::start(jobs(config, &runner), health.clone()).await?;
         let _ = schedule_health.set(health.clone());
         events::daemon_started(config.bots.len(), http_addr);
+        systemd::ready();
         if config.sync.run_at_start {
             for bot in &config.bots {
                 runner.trigger(&bot.uid);
@@ -77,6 +80,7 @@ pub async fn run(
         }
         watch_schedule(&health, &cancel).await;
 
+        systemd::stopping();
         let started = Instant::now();
         scheduler.shutdown().await;
         runner.tracker.close();
@@ -122,14 +126,22 @@ async fn wait_for_database(
     Ok(false)
 }
 
-/// Checks the schedule every few seconds until shutdown.
+/// Checks the schedule every few seconds until shutdown, and pings systemd's watchdog (when
+/// it has one) at half its timeout, but only while no job is stalled.
 async fn watch_schedule(health: &ScheduleHealth, cancel: &CancellationToken) {
-    let mut period = tokio::time::interval(WATCHDOG_PERIOD);
+    let ping = systemd::watchdog_period();
+    let every = ping.map_or(WATCHDOG_PERIOD, |ping| ping.min(WATCHDOG_PERIOD));
+    let mut period = tokio::time::interval(every);
     period.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
-            _ = period.tick() => { health.check(Utc::now()); }
+            _ = period.tick() => {
+                let stalled = health.check(Utc::now());
+                if ping.is_some() && stalled.is_empty() {
+                    systemd::watchdog_ping();
+                }
+            }
         }
     }
 }

@@ -378,6 +378,12 @@ pub fn schedule_recovered(job: &str) {
     info!(job, "schedule_recovered");
 }
 
+/// systemd's notify socket (`NOTIFY_SOCKET`) refused a message: under `Type=notify` the unit
+/// will not be seen as started, or its watchdog will fire.
+pub fn systemd_notify_failed(error: &std::io::Error) {
+    warn!(error = %error, "systemd_notify_failed");
+}
+
 pub fn shutdown_requested(signal: &str) {
     info!(signal, "shutdown_requested");
 }

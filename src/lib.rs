@@ -17,8 +17,9 @@
 //! - [`store`]: every SQL statement, the embedded migrations, the per-bot lock.
 //! - [`sync`]: one run of one bot; a public function tests call directly.
 //! - [`app`]: wires config, pool and clients (`Syncer`) for a command.
-//! - [`daemon`], [`scheduler`], [`schedule`], [`shutdown`], [`http`]: `leadsync run`: cron
-//!   jobs that only trigger runs, the stall watchdog, signals, `/healthz` `/readyz` `/metrics`.
+//! - [`daemon`], [`scheduler`], [`schedule`], [`shutdown`], [`http`], [`systemd`]: `leadsync
+//!   run`: cron jobs that only trigger runs, the stall watchdog, signals, `/healthz` `/readyz`
+//!   `/metrics`, and what systemd is told (ready, stopping, watchdog).
 //! - [`ops`], [`commands`], [`cli`]: the operator commands and the command line; `output`
 //!   writes what they print.
 //! - [`config`], [`telemetry`], [`events`], [`metrics`], [`progress`]: settings, the log
@@ -49,4 +50,5 @@ pub mod scheduler;
 pub mod shutdown;
 pub mod store;
 pub mod sync;
+pub mod systemd;
 pub mod telemetry;

@@ -511,3 +511,91 @@ async fn a_read_only_database_is_named_and_the_daemon_is_not_ready_until_it_can_
     assert!(stdout.contains("database writes: ok"), "{stdout}");
     assert_eq!(code, Some(0), "{stdout}");
 }
+
+/// A notify socket in the way systemd offers one (`NOTIFY_SOCKET`), read by the test.
+struct NotifySocket {
+    socket: tokio::net::UnixDatagram,
+    path: std::path::PathBuf,
+}
+
+impl NotifySocket {
+    fn bind() -> NotifySocket {
+        let path = std::env::temp_dir().join(format!("leadsync-notify-{}", uuid::Uuid::now_v7()));
+        let socket = tokio::net::UnixDatagram::bind(&path).expect("bind the notify socket");
+        NotifySocket { socket, path }
+    }
+
+    fn path(&self) -> &str {
+        self.path.to_str().expect("a UTF-8 path")
+    }
+
+    /// The next message (bounded wait).
+    async fn next(&self) -> String {
+        let mut buf = vec![0; 4096];
+        let len = tokio::time::timeout(Duration::from_secs(60), self.socket.recv(&mut buf))
+            .await
+            .expect("a notify message within 60 s")
+            .expect("recv");
+        String::from_utf8_lossy(&buf[..len]).into_owned()
+    }
+}
+
+impl Drop for NotifySocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[tokio::test]
+async fn systemd_is_told_ready_then_pinged_while_the_schedule_is_healthy_then_stopping() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 20, days_ago(3), days_ago(0), 93);
+    let notify = NotifySocket::bind();
+    // A watchdog of 400 ms: a ping every 200 ms.
+    let mut daemon = daemon(
+        &h,
+        &[
+            ("NOTIFY_SOCKET", notify.path()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+    assert_eq!(notify.next().await, "READY=1\n");
+    // Ready means the schema is migrated and the schedule runs.
+    let started = daemon.wait_for_event("daemon_started").await;
+    assert_eq!(started["bots"], 1);
+    let began = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(notify.next().await, "WATCHDOG=1\n");
+    }
+    assert!(
+        began.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        began.elapsed()
+    );
+
+    daemon.signal("TERM");
+    let mut message = notify.next().await;
+    while message == "WATCHDOG=1\n" {
+        message = notify.next().await;
+    }
+    assert_eq!(message, "STOPPING=1\n");
+    assert_eq!(daemon.exit_code().await, Some(0));
+}
+
+#[tokio::test]
+async fn without_a_notify_socket_the_daemon_runs_quietly() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    // A watchdog asked for, but no socket to tell: systemd is not there.
+    let mut daemon = daemon(&h, &[("WATCHDOG_USEC", "400000")]);
+    daemon
+        .wait_for(BOT_A, |line| finished_with(line, BOT_A))
+        .await;
+    daemon.signal("TERM");
+    let lines = daemon.all_lines().await;
+    let warned: Vec<_> = lines
+        .iter()
+        .filter(|line| line["level"] == "WARN" || line["level"] == "ERROR")
+        .collect();
+    assert!(warned.is_empty(), "{warned:?}");
+}
