@@ -49,6 +49,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A bot's sync position: show it, or move its high-water mark back on purpose.
+    State {
+        #[command(subcommand)]
+        action: StateAction,
+    },
     /// Validate the config, reach the database, report pending migrations, and make one
     /// cheap authenticated request per bot. Exits non-zero if anything failed.
     Check,
@@ -136,6 +141,31 @@ pub enum Command {
         /// Seed of the generated leads and faults: the same seed serves the same data.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateAction {
+    /// Each bot's high-water mark, resume point, what was learned about the API and last run
+    /// (as `status`, for the bots named).
+    Show {
+        /// Only this bot (repeatable; default: every configured bot). It must be configured.
+        #[arg(long = "bot", value_name = "UID")]
+        bots: Vec<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a bot's high-water mark back to the start of a day (UTC), so that its next run
+    /// reads again from that day, minus the lookback. Refused while a run holds the bot;
+    /// recorded in the run ledger (kind `rewind`). Later runs move the mark forward as usual.
+    Rewind {
+        /// The bot; it must be configured.
+        #[arg(long, value_name = "UID")]
+        bot: String,
+        /// The day to move the mark back to, YYYY-MM-DD; before the mark's own day.
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day)]
+        to: NaiveDate,
     },
 }
 

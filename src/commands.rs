@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     app::{self, SchemaUse, Syncer},
-    cli::Command,
+    cli::{Command, StateAction},
     config::{Config, ConfigError},
     daemon, demo,
     domain::{BotUid, DayRange, ErasureKey, InvalidErasureKey},
@@ -59,7 +59,13 @@ pub async fn execute(
             use sqlx::Connection as _;
             let _ = app::reach_database(config).await?.close().await;
         }
-        Command::Status { .. } => app::prepare_database(config, &pool, SchemaUse::Read).await?,
+        Command::Status { .. }
+        | Command::State {
+            action: StateAction::Show { .. },
+        } => app::prepare_database(config, &pool, SchemaUse::Read).await?,
+        Command::State {
+            action: StateAction::Rewind { .. },
+        } => app::prepare_database(config, &pool, SchemaUse::Write).await?,
         _ => {}
     }
     match command {
@@ -74,9 +80,26 @@ pub async fn execute(
             Ok(Outcome::Success)
         }
         Command::Status { json } => {
-            out!("{}", ops::status(config, &pool, *json).await?);
+            out!("{}", ops::status(config, &pool, &[], *json).await?);
             Ok(Outcome::Success)
         }
+        Command::State {
+            action: StateAction::Show { bots, json },
+        } => {
+            let only: Vec<BotUid> = match bots
+                .iter()
+                .map(|name| configured_bot(config, name))
+                .collect()
+            {
+                Ok(only) => only,
+                Err(err) => return Ok(Outcome::Usage(err)),
+            };
+            out!("{}", ops::status(config, &pool, &only, *json).await?);
+            Ok(Outcome::Success)
+        }
+        Command::State {
+            action: StateAction::Rewind { bot, to },
+        } => rewind(config, &pool, bot, *to).await,
         Command::Forget {
             emails,
             phones,
@@ -207,6 +230,42 @@ async fn backfill(
         RunOutcome::Interrupted => Ok(Outcome::Failed),
         RunOutcome::Failed(err) => Err(err.into()),
     }
+}
+
+async fn rewind(config: &Config, pool: &Pool, bot: &str, to: NaiveDate) -> anyhow::Result<Outcome> {
+    let bot = match configured_bot(config, bot) {
+        Ok(bot) => bot,
+        Err(err) => return Ok(Outcome::Usage(err)),
+    };
+    Ok(match ops::rewind(pool, &bot, to).await? {
+        ops::Rewind::Moved(moved) => {
+            let beliefs = store::load_beliefs(pool, &bot).await?;
+            let lookback = beliefs.lookback_days(config.sync.plan.lookback_days);
+            let reads_from = to - Days::new(u64::from(lookback));
+            outln!(
+                "{bot}: high-water mark moved back from {} to {}; its next run reads from \
+                 {reads_from} (the day, minus a lookback of {lookback} days)",
+                moved.before.to_rfc3339(),
+                moved.after.to_rfc3339()
+            );
+            Outcome::Success
+        }
+        ops::Rewind::NotAfter(mark) => {
+            return Ok(Outcome::Usage(ConfigError {
+                setting: "--to".into(),
+                problem: format!(
+                    "{to} is not before the bot's high-water mark ({}): nothing to move back",
+                    mark.map_or_else(|| "none yet".to_owned(), |at| at.to_rfc3339())
+                ),
+            }));
+        }
+        ops::Rewind::Locked => {
+            outln!(
+                "{bot}: rewind refused: a run of this bot is in progress (it holds the bot's                  lock); run it again when the run ends"
+            );
+            Outcome::Failed
+        }
+    })
 }
 
 async fn verify(

@@ -5,8 +5,8 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::{
-    config::Config,
-    domain::BeliefSummary,
+    config::{BotSettings, Config},
+    domain::{BeliefSummary, BotUid},
     store::{self, BotStatus, Pool},
 };
 
@@ -22,10 +22,18 @@ struct StatusRow {
     lookback_days: u32,
 }
 
-/// `leadsync status`: the state of every configured bot, as a table or as JSON.
-pub async fn status(config: &Config, pool: &Pool, json: bool) -> anyhow::Result<String> {
-    let mut rows = Vec::with_capacity(config.bots.len());
-    for bot in &config.bots {
+/// `leadsync status` (and `state show`): the state of the configured bots in `only` (every
+/// one when empty), as a table or as JSON.
+pub async fn status(
+    config: &Config,
+    pool: &Pool,
+    only: &[BotUid],
+    json: bool,
+) -> anyhow::Result<String> {
+    let shown = |bot: &&BotSettings| only.is_empty() || only.contains(&bot.uid);
+    let bots: Vec<&BotSettings> = config.bots.iter().filter(shown).collect();
+    let mut rows = Vec::with_capacity(bots.len());
+    for bot in &bots {
         let status = store::bot_status(pool, &bot.uid)
             .await
             .context("reading the sync state")?;
@@ -42,12 +50,12 @@ pub async fn status(config: &Config, pool: &Pool, json: bool) -> anyhow::Result<
     if json {
         return Ok(serde_json::to_string_pretty(&rows)? + "\n");
     }
-    Ok(table(config, &rows))
+    Ok(table(&bots, &rows))
 }
 
-fn table(config: &Config, rows: &[StatusRow]) -> String {
+fn table(bots: &[&BotSettings], rows: &[StatusRow]) -> String {
     let mut out = String::new();
-    for (bot, full) in config.bots.iter().zip(rows) {
+    for (bot, full) in bots.iter().zip(rows) {
         let row = &full.status;
         let when = |at: Option<chrono::DateTime<chrono::Utc>>| {
             at.map_or_else(
@@ -66,6 +74,12 @@ fn table(config: &Config, rows: &[StatusRow]) -> String {
         );
         let _ = writeln!(out, "  leads stored      {}", row.leads);
         let _ = writeln!(out, "  high-water mark   {}", when(row.high_water_mark));
+        let _ = writeln!(
+            out,
+            "  resume point      {}",
+            row.resume_from
+                .map_or_else(|| "-".to_owned(), |day| day.to_string())
+        );
         match row.last_run_id {
             Some(id) => {
                 let _ = writeln!(

@@ -51,7 +51,7 @@ pub async fn begin(conn: &mut PgConnection) -> Result<Transaction<'_, Postgres>,
     Connection::begin(conn).await
 }
 pub use status::{BotStatus, bot_status, lead_keys_between};
-pub use sync_state::{complete_window, load_sync_state};
+pub use sync_state::{Rewound, complete_window, load_sync_state, rewind_mark};
 
 /// The schema, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!();

@@ -42,12 +42,13 @@ pub async fn bot_status(
                r.updated AS last_run_updated, r.unchanged AS last_run_unchanged,
                r.rejected AS last_run_rejected,
                (SELECT max(finished_at) FROM sync_runs
-                 WHERE bot_uid = $1 AND status = 'succeeded') AS last_success_at,
+                 WHERE bot_uid = $1 AND status = 'succeeded' AND kind <> 'rewind')
+                 AS last_success_at,
                (SELECT error FROM sync_runs WHERE bot_uid = $1 AND status = 'failed'
                  ORDER BY started_at DESC LIMIT 1) AS last_error
           FROM (SELECT 1) AS one
           LEFT JOIN sync_state s ON s.bot_uid = $1
-          LEFT JOIN LATERAL (SELECT * FROM sync_runs WHERE bot_uid = $1
+          LEFT JOIN LATERAL (SELECT * FROM sync_runs WHERE bot_uid = $1 AND kind <> 'rewind'
                               ORDER BY started_at DESC LIMIT 1) r ON true
         "#,
     )

@@ -51,3 +51,59 @@ pub async fn complete_window(
     .fetch_one(executor)
     .await
 }
+
+/// A mark moved back by [`rewind_mark`]: where it was, where it is now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rewound {
+    pub before: DateTime<Utc>,
+    pub after: DateTime<Utc>,
+}
+
+/// Moves the bot's high-water mark back to `to` (and its resume point to `to`'s day at the
+/// latest), and records it in the run ledger as a `rewind` row, in one transaction. `None`,
+/// and nothing written, when the bot has no mark or it is not after `to`. The caller holds
+/// the bot's lock, so no run is moving the mark meanwhile.
+pub async fn rewind_mark(
+    conn: &mut sqlx::PgConnection,
+    bot: &BotUid,
+    to: DateTime<Utc>,
+    run_id: uuid::Uuid,
+) -> Result<Option<Rewound>, sqlx::Error> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let before: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT high_water_mark FROM sync_state WHERE bot_uid = $1 AND high_water_mark > $2
+            FOR UPDATE",
+    )
+    .bind(bot.as_str())
+    .bind(to)
+    .fetch_optional(&mut *tx)
+    .await?
+    .flatten();
+    let Some(before) = before else {
+        return Ok(None);
+    };
+    sqlx::query(
+        "UPDATE sync_state
+            SET high_water_mark = $2, resume_from = LEAST(resume_from, $3), updated_at = now()
+          WHERE bot_uid = $1",
+    )
+    .bind(bot.as_str())
+    .bind(to)
+    .bind(to.date_naive())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO sync_runs
+                (run_id, bot_uid, kind, status, finished_at, range_start, range_end, hwm_before, hwm_after)
+         VALUES ($1, $2, 'rewind', 'succeeded', now(), $3, $3, $4, $5)",
+    )
+    .bind(run_id)
+    .bind(bot.as_str())
+    .bind(to.date_naive())
+    .bind(before)
+    .bind(to)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(Rewound { before, after: to }))
+}

@@ -706,3 +706,130 @@ async fn a_proxy_from_the_environment_is_said_once_without_credentials_and_no_pr
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("api:connect"), "{stderr}");
 }
+
+/// `sync_runs` rows of the bot of one kind: (hwm_before, hwm_after, range_start).
+type MarkMove = (
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::NaiveDate>,
+);
+
+async fn ledger_of_kind(h: &Harness, kind: &str) -> Vec<MarkMove> {
+    sqlx::query_as(
+        "SELECT hwm_before, hwm_after, range_start FROM sync_runs
+          WHERE bot_uid = $1 AND kind = $2 ORDER BY started_at",
+    )
+    .bind(BOT_A)
+    .bind(kind)
+    .fetch_all(&h.db.pool)
+    .await
+    .expect("ledger")
+}
+
+#[tokio::test]
+async fn state_rewind_moves_the_mark_back_on_the_record_and_the_next_run_reads_from_there() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A, BOT_B]).await;
+    h.world
+        .generate_leads(BOT_A, 300, days_ago(40), days_ago(0), 94);
+    assert_all_succeeded(&h.sync().await);
+    let mark = h.high_water_mark(BOT_A).await.expect("a mark");
+    let config = write_config(&h.config_toml(""));
+
+    // `state show` for one bot: its mark and resume point, as text and as JSON.
+    let (code, stdout, stderr) =
+        leadsync_command(&config, &["state", "show", "--bot", BOT_A]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(BOT_A) && !stdout.contains(BOT_B),
+        "{stdout}"
+    );
+    assert!(stdout.contains("resume point"), "{stdout}");
+    let (code, stdout, _) =
+        leadsync_command(&config, &["state", "show", "--bot", BOT_A, "--json"]).await;
+    assert_eq!(code, Some(0));
+    let shown: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(shown.as_array().map(Vec::len), Some(1), "{shown}");
+    assert_eq!(shown[0]["bot_uid"], BOT_A);
+    assert!(shown[0]["high_water_mark"].is_string(), "{shown}");
+
+    // Back to 20 days ago: the mark and resume point move, and the ledger says so.
+    let to = days_ago(20).date_naive();
+    let (code, stdout, stderr) = leadsync_command(
+        &config,
+        &["state", "rewind", "--bot", BOT_A, "--to", &to.to_string()],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("moved back"), "{stdout}");
+    let midnight = to.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    assert_eq!(h.high_water_mark(BOT_A).await, Some(midnight));
+    assert_eq!(
+        ledger_of_kind(&h, "rewind").await,
+        vec![(Some(mark), Some(midnight), Some(to))]
+    );
+    // A rewind is not a run: the freshness view's last run is still the sync.
+    let last_kind: Option<String> =
+        sqlx::query_scalar("SELECT last_run_kind FROM sync_freshness WHERE bot_uid = $1")
+            .bind(BOT_A)
+            .fetch_one(&h.db.pool)
+            .await
+            .expect("freshness");
+    assert_eq!(last_kind.as_deref(), Some("sync"));
+
+    // The next run reads from that day minus the lookback, as the command said, and moves the
+    // mark on.
+    h.world.clear_requests();
+    let reports = h.sync_with(&[]).await;
+    assert_all_succeeded(&reports);
+    let earliest = h
+        .world
+        .requests()
+        .iter()
+        .filter(|r| r.bot_uid == BOT_A)
+        .filter_map(|r| r.start_date.clone())
+        .filter(|day| day.as_str() > "2000-01-01")
+        .min();
+    let said = stdout
+        .split("reads from ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the day the next run reads from");
+    assert!(said < to.to_string().as_str(), "{stdout}");
+    assert_eq!(earliest.as_deref(), Some(said), "{stdout}");
+    assert_eq!(h.high_water_mark(BOT_A).await, Some(mark));
+    h.assert_copy_is_exact().await;
+
+    // Not a move back: a usage error naming --to, nothing written.
+    let later = (mark.date_naive() + chrono::Days::new(1)).to_string();
+    let (code, _, stderr) = leadsync_command(
+        &config,
+        &["state", "rewind", "--bot", BOT_A, "--to", &later],
+    )
+    .await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--to"), "{stderr}");
+    assert_eq!(ledger_of_kind(&h, "rewind").await.len(), 1);
+}
+
+#[tokio::test]
+async fn state_rewind_is_refused_while_a_run_holds_the_bot() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 50, days_ago(10), days_ago(0), 95);
+    assert_all_succeeded(&h.sync().await);
+    let mark = h.high_water_mark(BOT_A).await;
+    let bot = leadsync::domain::BotUid::parse(BOT_A).expect("uid");
+    let lock = leadsync::store::try_lock_bot(&h.db.pool, &bot)
+        .await
+        .expect("query")
+        .expect("the lock is free");
+    let config = write_config(&h.config_toml(""));
+    let to = days_ago(5).date_naive().to_string();
+    let (code, stdout, stderr) =
+        leadsync_command(&config, &["state", "rewind", "--bot", BOT_A, "--to", &to]).await;
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("refused"), "{stdout}");
+    assert_eq!(h.high_water_mark(BOT_A).await, mark);
+    assert!(ledger_of_kind(&h, "rewind").await.is_empty());
+    lock.release().await.expect("release the lock");
+}
