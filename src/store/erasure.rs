@@ -72,6 +72,17 @@ pub async fn forget_leads(
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    // The history of a lead that stays (its email or phone changed since) may hold the
+    // forgotten value: those rows go too. The history of a deleted lead went with it.
+    let old = |field: &str| format!("CASE WHEN field = '{field}' THEN old_value END");
+    let new = |field: &str| format!("CASE WHEN field = '{field}' THEN new_value END");
+    sqlx::query(&format!(
+        "DELETE FROM lead_changes WHERE field IN ('email', 'phone') AND ({} OR {})",
+        matches_tombstone("NULL::text", &old("email"), &old("phone")),
+        matches_tombstone("NULL::text", &new("email"), &new("phone"))
+    ))
+    .execute(&mut *tx)
+    .await?;
     let rejected = sqlx::query(&format!(
         "DELETE FROM rejected_leads WHERE {}",
         matches_tombstone("raw->>'conversation_uid'", "raw->>'email'", "raw->>'phone'")

@@ -144,3 +144,16 @@ pub async fn count_leads(executor: impl PgExecutor<'_>, bot: &BotUid) -> Result<
         .fetch_one(executor)
         .await
 }
+
+/// Tags the lead changes the current transaction stores with the run that stores them
+/// (`lead_changes.run_id`, written by the `leads` trigger). Transaction-local.
+pub async fn tag_changes(
+    executor: impl PgExecutor<'_>,
+    run_id: uuid::Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('leadsync.run_id', $1, true)")
+        .bind(run_id.to_string())
+        .execute(executor)
+        .await?;
+    Ok(())
+}

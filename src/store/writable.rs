@@ -1,8 +1,10 @@
 use sqlx::PgExecutor;
 
-/// The tables a sync writes (inserts into and updates).
-const SYNC_TABLES: [&str; 6] = [
+/// The tables a sync writes (inserts into and updates; `lead_changes` through the trigger on
+/// `leads`, with the session's rights).
+const SYNC_TABLES: [&str; 7] = [
     "leads",
+    "lead_changes",
     "sync_state",
     "sync_runs",
     "rejected_leads",

@@ -514,6 +514,7 @@ impl<'a> WindowReader<'a> {
             .map(|newest| newest.min(self.plan.now + MAX_FUTURE_SKEW));
 
         let mut tx = store::begin(conn).await?;
+        store::tag_changes(&mut *tx, self.run_id).await?;
         if !completes_window {
             store::defer_durability(&mut *tx).await?;
         }

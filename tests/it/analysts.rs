@@ -9,8 +9,9 @@ use crate::helpers::*;
 const ROLES_SQL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/sql/roles.sql");
 
 /// The relations an analyst may read; everything else in the schema must stay out of reach.
-const ANALYST_RELATIONS: [&str; 4] = [
+const ANALYST_RELATIONS: [&str; 5] = [
     "latest_leads",
+    "lead_changes",
     "leads",
     "leads_per_bot_day",
     "sync_freshness",
@@ -403,4 +404,78 @@ async fn an_app_role_that_may_not_migrate_is_told_what_to_do_and_the_daemon_does
             assert!(last.contains(wanted), "{args:?}: {last}");
         }
     }
+}
+
+/// The statements of README's "For analysts" ```sql blocks: the analysts' own (before the
+/// bookkeeping), and the operators' (after it).
+fn readme_queries() -> (Vec<String>, Vec<String>) {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("## For analysts")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has a For analysts section");
+    let (analysts, operators) = section
+        .split_once("**Bookkeeping**")
+        .expect("a bookkeeping paragraph");
+    (statements(analysts), statements(operators))
+}
+
+fn statements(text: &str) -> Vec<String> {
+    let mut queries = Vec::new();
+    for block in text.split("```sql\n").skip(1) {
+        let code = block.split("\n```").next().expect("a closed block");
+        let code: String = code
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        queries.extend(
+            code.split(';')
+                .map(str::trim)
+                .filter(|query| !query.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    queries
+}
+
+#[tokio::test]
+async fn every_query_readme_gives_analysts_runs_as_the_analyst_role() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 40, days_ago(5), days_ago(0), 85);
+    let roles = TestRoles::new(&h.db.url);
+    roles.apply_script().await;
+    let app_url = roles.url_as(&roles.app);
+    let as_app = [("LEADSYNC__DATABASE__URL", app_url.as_str())];
+    assert_all_succeeded(&h.sync_with(&as_app).await);
+    // An edit, so the history has a row to show.
+    let uid = h.world.truth(BOT_A)[0].conversation_uid.clone();
+    h.world
+        .edit_lead(&uid, "remark", serde_json::json!("edited"));
+    assert_all_succeeded(&h.sync_with(&as_app).await);
+    roles.apply_script().await;
+    let mut analyst = roles.connect_as_person(&h.db.pool).await;
+
+    let (analysts, operators) = readme_queries();
+    assert!(analysts.len() >= 6, "{analysts:?}");
+    for query in &analysts {
+        sqlx::query(query)
+            .fetch_all(&mut analyst)
+            .await
+            .unwrap_or_else(|err| panic!("README query failed as the analyst: {query}\n{err}"));
+    }
+    assert!(!operators.is_empty());
+    for query in &operators {
+        sqlx::query(query)
+            .fetch_all(&h.db.pool)
+            .await
+            .unwrap_or_else(|err| panic!("README query failed as an operator: {query}\n{err}"));
+    }
+    let changes: i64 = sqlx::query_scalar("SELECT count(*) FROM lead_changes")
+        .fetch_one(&mut analyst)
+        .await
+        .expect("an analyst reads the history");
+    assert_eq!(changes, 1);
 }

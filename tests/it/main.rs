@@ -10,6 +10,7 @@ mod cli;
 mod daemon;
 mod erasure;
 mod faults;
+mod history;
 mod hostile;
 mod incremental;
 mod interruption;
