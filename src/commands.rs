@@ -261,7 +261,8 @@ async fn rewind(config: &Config, pool: &Pool, bot: &str, to: NaiveDate) -> anyho
         }
         ops::Rewind::Locked => {
             outln!(
-                "{bot}: rewind refused: a run of this bot is in progress (it holds the bot's                  lock); run it again when the run ends"
+                "{bot}: rewind refused: a run of this bot is in progress (it holds the bot's \
+                 lock); run it again when the run ends"
             );
             Outcome::Failed
         }
@@ -293,19 +294,12 @@ async fn verify(
                     );
                     for d in &drifts {
                         outln!(
-                            "  {}  api {}  stored {}  missing {}  extra {}",
+                            "  {}  api {}  stored {}  missing {}  gone {}",
                             d.day,
                             d.api,
                             d.stored,
                             d.missing,
-                            d.extra
-                        );
-                    }
-                    if drifts.iter().any(|d| d.extra > 0) {
-                        outln!(
-                            "  extra: stored leads the API no longer lists (deleted in ChatofAI); \
-                             --repair does not delete them: remove them with `leadsync forget \
-                             --conversation UID` if they should go, or accept the drift"
+                            d.gone
                         );
                     }
                 }

@@ -404,15 +404,21 @@ pub fn shutdown_completed(runs_in_flight: usize, elapsed: Duration, grace_expire
     }
 }
 
+/// A verify found `marked` stored leads the API no longer lists (now marked
+/// `source_missing_since`), and `back` marked ones listed again (mark cleared).
+pub fn leads_gone_at_source(bot: &BotUid, marked: u64, back: u64) {
+    info!(bot_uid = %bot, marked, back, "leads_gone_at_source");
+}
+
 pub fn verify_day_drifted(
     bot: &BotUid,
     day: NaiveDate,
     api: usize,
     stored: usize,
     missing: usize,
-    extra: usize,
+    gone: usize,
 ) {
-    warn!(bot_uid = %bot, day = %day, api, stored, missing, extra, "verify_day_drifted");
+    warn!(bot_uid = %bot, day = %day, api, stored, missing, gone, "verify_day_drifted");
 }
 
 pub fn verify_finished(bot: &BotUid, days: u32, drifted: usize, repaired: bool) {

@@ -81,8 +81,8 @@ SELECT format('GRANT SELECT ON %I.%I TO %I', n.nspname, c.relname, :'analyst_rol
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = 'public'
-   AND c.relname IN ('leads', 'lead_changes', 'leads_per_bot_day', 'latest_leads',
-                     'sync_freshness')
+   AND c.relname IN ('leads', 'lead_changes', 'current_leads', 'leads_per_bot_day',
+                     'latest_leads', 'sync_freshness')
  ORDER BY c.relname
 \gexec
 

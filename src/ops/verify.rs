@@ -20,8 +20,9 @@ pub struct DayDrift {
     pub stored: usize,
     /// Listed by the API, not stored (a lost or deleted row, or a late arrival not synced yet).
     pub missing: usize,
-    /// Stored, no longer listed by the API (deleted at the source; a repair does not delete).
-    pub extra: usize,
+    /// Stored, no longer listed by the API (deleted at the source): marked
+    /// `source_missing_since`, never deleted, and not a difference by themselves.
+    pub gone: usize,
 }
 
 /// Compares, for each of the last `days` UTC days up to `today`, the leads the API lists with
@@ -31,7 +32,8 @@ pub struct DayDrift {
 /// leads were seen listed outside their range, see [`ApiBeliefs`]) and bucketed by each lead's
 /// `created_at` instead. Logs one `verify_day_drifted` per day that differs. A lead the sync
 /// would not store (erased by `forget`, or older than `retention.max_age_days`) is not
-/// expected in the copy.
+/// expected in the copy. A stored lead the API no longer lists is marked
+/// `source_missing_since` (and the mark cleared once it is listed again): not a difference.
 pub async fn verify_bot(
     ctx: &SyncContext,
     client: &ChatofClient,
@@ -69,17 +71,30 @@ pub async fn verify_bot(
             db.insert(uid);
         }
     }
+    let gone: Vec<&str> = by_day
+        .values()
+        .flat_map(|(api, db)| db.difference(api))
+        .map(String::as_str)
+        .collect();
+    let still: Vec<&str> = by_day
+        .values()
+        .flat_map(|(api, db)| api.intersection(db))
+        .map(String::as_str)
+        .collect();
+    let (marked, back) = store::mark_source_missing(&ctx.pool, bot, &gone, &still).await?;
+    if marked + back > 0 {
+        events::leads_gone_at_source(bot, marked, back);
+    }
     let drifts: Vec<DayDrift> = by_day
         .into_iter()
         .filter_map(|(day, (api, db))| {
             let missing = api.difference(&db).count();
-            let extra = db.difference(&api).count();
-            (missing + extra > 0).then_some(DayDrift {
+            (missing > 0).then(|| DayDrift {
                 day,
                 api: api.len(),
                 stored: db.len(),
                 missing,
-                extra,
+                gone: db.difference(&api).count(),
             })
         })
         .collect();
@@ -90,7 +105,7 @@ pub async fn verify_bot(
             drift.api,
             drift.stored,
             drift.missing,
-            drift.extra,
+            drift.gone,
         );
     }
     Ok(drifts)
@@ -147,7 +162,7 @@ mod tests {
             api: 1,
             stored: 0,
             missing: 1,
-            extra: 0,
+            gone: 0,
         }
     }
 

@@ -36,7 +36,8 @@ static UPSERT_LEADS: LazyLock<String> = LazyLock::new(|| {
             ON CONFLICT (conversation_uid) DO UPDATE
                SET created_at = EXCLUDED.created_at,
                    name = EXCLUDED.name, email = EXCLUDED.email, phone = EXCLUDED.phone,
-                   remark = EXCLUDED.remark, raw = EXCLUDED.raw, last_changed_at = now()
+                   remark = EXCLUDED.remark, raw = EXCLUDED.raw, last_changed_at = now(),
+                   source_missing_since = NULL
              -- The owner check again: another bot's run may have inserted it meanwhile.
              WHERE l.bot_uid = EXCLUDED.bot_uid
                AND (l.created_at, l.name, l.email, l.phone, l.remark, l.raw)
@@ -156,4 +157,34 @@ pub async fn tag_changes(
         .execute(executor)
         .await?;
     Ok(())
+}
+
+/// After a verify: marks the bot's stored leads in `gone` (no longer listed by the API) with
+/// `source_missing_since` = now, unless marked already, and clears the mark of those in
+/// `listed`. Never deletes. Returns (newly marked, cleared).
+pub async fn mark_source_missing(
+    executor: impl PgExecutor<'_>,
+    bot: &BotUid,
+    gone: &[&str],
+    listed: &[&str],
+) -> Result<(u64, u64), sqlx::Error> {
+    let (marked, cleared): (i64, i64) = sqlx::query_as(
+        "WITH marked AS (
+             UPDATE leads SET source_missing_since = now()
+              WHERE bot_uid = $1 AND conversation_uid = ANY($2) AND source_missing_since IS NULL
+             RETURNING 1
+         ), cleared AS (
+             UPDATE leads SET source_missing_since = NULL
+              WHERE bot_uid = $1 AND conversation_uid = ANY($3)
+                AND source_missing_since IS NOT NULL
+             RETURNING 1
+         )
+         SELECT (SELECT count(*) FROM marked), (SELECT count(*) FROM cleared)",
+    )
+    .bind(bot.as_str())
+    .bind(gone)
+    .bind(listed)
+    .fetch_one(executor)
+    .await?;
+    Ok((marked as u64, cleared as u64))
 }

@@ -25,7 +25,7 @@ use sqlx::{
 pub use beliefs::{any_tombstones, held_records, load_beliefs, save_beliefs};
 pub use bots::{clear_bots, upsert_bots};
 pub use erasure::{Erased, forget_leads, unstorable_conversations};
-pub use leads::{Upserted, count_leads, tag_changes, upsert_leads};
+pub use leads::{Upserted, count_leads, mark_source_missing, tag_changes, upsert_leads};
 pub use locks::{BotLock, try_lock_bot};
 pub use rejected::record_rejected_leads;
 pub use retention::{delete_expired_leads, delete_expired_rejects};

@@ -9,7 +9,8 @@ use crate::helpers::*;
 const ROLES_SQL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/sql/roles.sql");
 
 /// The relations an analyst may read; everything else in the schema must stay out of reach.
-const ANALYST_RELATIONS: [&str; 5] = [
+const ANALYST_RELATIONS: [&str; 6] = [
+    "current_leads",
     "latest_leads",
     "lead_changes",
     "leads",

@@ -255,3 +255,69 @@ async fn a_backfill_or_repair_of_old_days_never_moves_the_mark_backwards() {
     );
     h.assert_copy_is_exact().await;
 }
+
+/// `source_missing_since` of a stored lead (`None` when not marked); panics if not stored.
+async fn missing_since(h: &Harness, uid: &str) -> Option<chrono::DateTime<Utc>> {
+    sqlx::query_scalar("SELECT source_missing_since FROM leads WHERE conversation_uid = $1")
+        .bind(uid)
+        .fetch_one(&h.db.pool)
+        .await
+        .expect("the lead is still stored")
+}
+
+async fn in_current_leads(h: &Harness, uid: &str) -> bool {
+    sqlx::query_scalar("SELECT EXISTS (SELECT FROM current_leads WHERE conversation_uid = $1)")
+        .bind(uid)
+        .fetch_one(&h.db.pool)
+        .await
+        .expect("current_leads")
+}
+
+#[tokio::test]
+async fn a_lead_the_api_deleted_is_marked_by_verify_never_deleted_and_unmarked_when_it_returns() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+    h.world
+        .generate_leads(BOT_A, 60, days_ago(5), days_ago(0), 98);
+    assert_all_succeeded(&h.sync().await);
+    let bot = BotUid::parse(BOT_A).expect("uid");
+    let syncer = syncer(&h);
+    let gone = h.world.truth(BOT_A)[0].clone();
+    let uid = gone.conversation_uid.as_str();
+    assert!(h.world.remove_lead(uid));
+
+    // Not a difference: marked, left out of current_leads, kept in leads.
+    let drifts = syncer.verify(&bot, 7, false).await.expect("verify");
+    assert!(drifts.is_empty(), "{drifts:?}");
+    let marked = missing_since(&h, uid).await.expect("marked");
+    assert!(!in_current_leads(&h, uid).await);
+    let others: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM leads WHERE source_missing_since IS NOT NULL")
+            .fetch_one(&h.db.pool)
+            .await
+            .expect("count");
+    assert_eq!(others, 1, "only the deleted lead");
+    // A sync and a second verify keep the first mark, and delete nothing.
+    assert_all_succeeded(&h.sync().await);
+    assert!(
+        syncer
+            .verify(&bot, 7, false)
+            .await
+            .expect("verify")
+            .is_empty()
+    );
+    assert_eq!(missing_since(&h, uid).await, Some(marked));
+    assert_eq!(h.stored(BOT_A).await.len(), 60);
+
+    // It comes back (as it was): the next verify clears the mark.
+    let back = FakeLead::new(BOT_A, uid, gone.created_at.fixed_offset());
+    h.world.insert_lead(BOT_A, back);
+    assert!(
+        syncer
+            .verify(&bot, 7, false)
+            .await
+            .expect("verify")
+            .is_empty()
+    );
+    assert_eq!(missing_since(&h, uid).await, None);
+    assert!(in_current_leads(&h, uid).await);
+}
