@@ -227,8 +227,16 @@ impl Syncer {
     }
 
     /// One run of `bot`.
+    /// One run of `bot`; after a successful one, a look at whether the bot has gone quiet.
     pub async fn run_bot(&self, bot: &BotUid, request: RunRequest) -> RunReport {
-        sync_bot(&self.ctx, bot, self.client(bot), request, Utc::now()).await
+        let report = sync_bot(&self.ctx, bot, self.client(bot), request, Utc::now()).await;
+        if matches!(report.outcome, RunOutcome::Succeeded) {
+            match store::observe_quiet(&self.ctx.pool, bot).await {
+                Ok(quiet) => events::bot_quiet_observed(bot, &quiet),
+                Err(err) => events::quiet_check_failed(bot, &err),
+            }
+        }
+        report
     }
 
     /// One run of each bot, at most `sync.max_concurrent_bots` at a time. One bot failing

@@ -404,6 +404,32 @@ pub fn shutdown_completed(runs_in_flight: usize, elapsed: Duration, grace_expire
     }
 }
 
+/// After a successful run: whether the bot is quiet (its silence far past its usual gap
+/// between leads). Logged once when it goes quiet, and once when leads come again; the gauge
+/// follows every look.
+pub fn bot_quiet_observed(bot: &BotUid, quiet: &crate::store::Quiet) {
+    metrics()
+        .bot_quiet
+        .get_or_create(&bot_labels(bot.as_str()))
+        .set(i64::from(quiet.now));
+    let hours = |secs: Option<f64>| secs.map(|secs| (secs / 3600.0 * 10.0).round() / 10.0);
+    if quiet.now && !quiet.before {
+        info!(
+            bot_uid = %bot,
+            silence_hours = hours(quiet.silence_secs),
+            usual_gap_hours = hours(quiet.usual_gap_secs),
+            "bot_quiet"
+        );
+    } else if quiet.before && !quiet.now {
+        info!(bot_uid = %bot, "bot_active_again");
+    }
+}
+
+/// The look at a bot's silence failed (the run itself succeeded).
+pub fn quiet_check_failed(bot: &BotUid, error: &sqlx::Error) {
+    warn!(bot_uid = %bot, error = %crate::errors::describe_error(error), "quiet_check_failed");
+}
+
 /// A verify found `marked` stored leads the API no longer lists (now marked
 /// `source_missing_since`), and `back` marked ones listed again (mark cleared).
 pub fn leads_gone_at_source(bot: &BotUid, marked: u64, back: u64) {

@@ -46,6 +46,7 @@ pub struct Metrics {
     pub ticks_skipped: Family<BotLabels, Counter>,
     pub schedule_healthy: Gauge,
     pub verify_drifted_days: Family<BotLabels, Gauge>,
+    pub bot_quiet: Family<BotLabels, Gauge>,
     pub database_errors: Counter,
 }
 
@@ -110,6 +111,12 @@ impl Metrics {
             "Days whose copy differed from the API at the bot's last verify",
             verify_drifted_days.clone(),
         );
+        let bot_quiet = Family::<BotLabels, Gauge>::default();
+        registry.register(
+            "bot_quiet",
+            "1 while the bot's newest lead is older than 8 times its usual gap between leads (at least 6 hours), else 0",
+            bot_quiet.clone(),
+        );
         let database_errors = Counter::default();
         registry.register(
             "database_errors",
@@ -128,6 +135,7 @@ impl Metrics {
             ticks_skipped,
             schedule_healthy,
             verify_drifted_days,
+            bot_quiet,
             database_errors,
         }
     }

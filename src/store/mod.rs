@@ -51,7 +51,9 @@ pub async fn begin(conn: &mut PgConnection) -> Result<Transaction<'_, Postgres>,
     Connection::begin(conn).await
 }
 pub use status::{BotStatus, bot_status, lead_keys_between};
-pub use sync_state::{Rewound, complete_window, load_sync_state, rewind_mark};
+pub use sync_state::{
+    Quiet, Rewound, complete_window, load_sync_state, observe_quiet, rewind_mark,
+};
 
 /// The schema, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!();

@@ -107,3 +107,57 @@ pub async fn rewind_mark(
     tx.commit().await?;
     Ok(Some(Rewound { before, after: to }))
 }
+
+/// Whether a bot is quiet now (see the `bot_usual_gap` migration), and whether it was at its
+/// last look; `quiet_since` is kept in step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quiet {
+    pub now: bool,
+    pub before: bool,
+    /// The usual gap between its leads, in seconds (none with too few leads).
+    pub usual_gap_secs: Option<f64>,
+    /// Since its newest lead, in seconds (none without a lead).
+    pub silence_secs: Option<f64>,
+}
+
+/// Looks at the bot's silence against its usual gap, and records when it went quiet.
+pub async fn observe_quiet(
+    executor: impl PgExecutor<'_>,
+    bot: &BotUid,
+) -> Result<Quiet, sqlx::Error> {
+    let (now, before, usual_gap_secs, silence_secs): (
+        bool,
+        Option<bool>,
+        Option<f64>,
+        Option<f64>,
+    ) = sqlx::query_as(
+        r#"
+            WITH look AS (
+                SELECT g.usual_gap, now() - s.high_water_mark AS silence,
+                       coalesce(now() - s.high_water_mark > bot_quiet_after(g.usual_gap), false)
+                           AS quiet,
+                       s.quiet_since
+                  FROM sync_state s, LATERAL (SELECT bot_usual_gap($1) AS usual_gap) g
+                 WHERE s.bot_uid = $1
+            ), kept AS (
+                UPDATE sync_state
+                   SET quiet_since = CASE WHEN (SELECT quiet FROM look)
+                                          THEN coalesce(quiet_since, now()) END
+                 WHERE bot_uid = $1
+            )
+            SELECT coalesce((SELECT quiet FROM look), false),
+                   (SELECT quiet_since IS NOT NULL FROM look),
+                   (SELECT extract(epoch FROM usual_gap)::float8 FROM look),
+                   (SELECT extract(epoch FROM silence)::float8 FROM look)
+            "#,
+    )
+    .bind(bot.as_str())
+    .fetch_one(executor)
+    .await?;
+    Ok(Quiet {
+        now,
+        before: before.unwrap_or(false),
+        usual_gap_secs,
+        silence_secs,
+    })
+}

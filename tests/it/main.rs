@@ -18,6 +18,7 @@ mod listing;
 mod observability;
 mod operations;
 mod privacy;
+mod quiet;
 mod rejects;
 mod retention;
 mod semantics;
