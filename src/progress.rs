@@ -9,7 +9,7 @@ use tracing::{Span, Subscriber};
 use tracing_indicatif::{IndicatifLayer, span_ext::IndicatifSpanExt, style::ProgressStyle};
 use tracing_subscriber::{
     Layer,
-    filter::filter_fn,
+    filter::dynamic_filter_fn,
     fmt::{format::debug_fn, writer::BoxMakeWriter},
     registry::LookupSpan,
 };
@@ -36,7 +36,10 @@ where
             }
         }));
     let writer = BoxMakeWriter::new(layer.get_stderr_writer());
-    let runs_only = filter_fn(|meta| meta.is_span() && meta.name() == RUN_SPAN);
+    // Asked at every span, never cached per callsite: a callsite cached as "always" skips
+    // `enabled()`, and a per-layer filter then reads what the last `enabled()` on the thread
+    // left behind (sqlx asks one after every query), losing the bar (tokio-rs/tracing#2519).
+    let runs_only = dynamic_filter_fn(|meta, _| meta.is_span() && meta.name() == RUN_SPAN);
     (layer.with_filter(runs_only), writer)
 }
 

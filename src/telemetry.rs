@@ -3,7 +3,8 @@
 use std::io::IsTerminal;
 
 use serde::Deserialize;
-use tracing_subscriber::{EnvFilter, Layer, fmt, prelude::*};
+use tracing::Subscriber;
+use tracing_subscriber::{EnvFilter, fmt, fmt::writer::BoxMakeWriter, prelude::*};
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -58,47 +59,70 @@ pub fn init(format: LogFormat, default_filter: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(default_filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let terminal = std::io::stderr().is_terminal();
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
+        LogFormat::Auto => !terminal,
     };
-    // The filter is the log lines' own: the progress bars show whatever it lets through.
-    let registry = tracing_subscriber::registry();
-    let result = if json {
-        registry
-            .with(
+    let output = if json {
+        Output::Json(BoxMakeWriter::new(std::io::stderr))
+    } else if terminal {
+        Output::Terminal
+    } else {
+        Output::Text(BoxMakeWriter::new(std::io::stderr))
+    };
+    install(subscriber(output, filter));
+}
+
+/// Makes `subscriber` the process's, and the `log` crate's records its events. Already
+/// installed (tests, or a second call): keeps the first.
+pub fn install(subscriber: Box<dyn Subscriber + Send + Sync>) {
+    drop(subscriber.try_init());
+}
+
+/// Where the log lines go and how they look.
+#[derive(Debug)]
+pub enum Output {
+    /// One JSON object a line.
+    Json(BoxMakeWriter),
+    /// Readable lines, no colours.
+    Text(BoxMakeWriter),
+    /// A person is watching stderr: coloured lines printed above a progress bar per run.
+    Terminal,
+}
+
+/// The subscriber [`init`] installs, for `output` and `filter`.
+///
+/// The filter applies to every layer at once (a global filter), not to the log lines' layer
+/// alone: a per-layer filter learns from a thread-local left by the last `enabled()` call,
+/// which a callsite cached as "always" skips, so after sqlx asks whether its own query log is
+/// enabled (after every query) the next span or event could vanish from the log, a run's
+/// lines losing their `bot_uid` and `run_id` (tokio-rs/tracing#2519).
+pub fn subscriber(output: Output, filter: EnvFilter) -> Box<dyn Subscriber + Send + Sync> {
+    let registry = tracing_subscriber::registry().with(filter);
+    match output {
+        Output::Json(writer) => Box::new(
+            registry.with(
                 fmt::layer()
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
                     .with_span_list(false)
-                    .with_writer(std::io::stderr)
-                    .with_filter(filter),
+                    .with_writer(writer),
+            ),
+        ),
+        Output::Text(writer) => {
+            Box::new(registry.with(fmt::layer().with_writer(writer).with_ansi(false)))
+        }
+        Output::Terminal => {
+            // The bars show whatever the filter lets through; the lines print above them.
+            let (bars, writer) = crate::progress::layer();
+            Box::new(
+                registry
+                    .with(bars)
+                    .with(fmt::layer().with_writer(writer).with_ansi(true)),
             )
-            .try_init()
-    } else if std::io::stderr().is_terminal() {
-        // A person is watching: a progress bar per run, the log lines printed above the bars.
-        let (bars, writer) = crate::progress::layer();
-        registry
-            .with(bars)
-            .with(
-                fmt::layer()
-                    .with_writer(writer)
-                    .with_ansi(true)
-                    .with_filter(filter),
-            )
-            .try_init()
-    } else {
-        registry
-            .with(
-                fmt::layer()
-                    .with_writer(std::io::stderr)
-                    .with_ansi(false)
-                    .with_filter(filter),
-            )
-            .try_init()
-    };
-    // Already installed (tests, or a second call): keep the first.
-    drop(result);
+        }
+    }
 }

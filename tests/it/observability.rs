@@ -384,3 +384,76 @@ async fn a_terminal_shows_a_progress_bar_per_run_and_json_logs_or_a_pipe_never_d
     assert!(!stderr.contains("leads/s"), "{stderr}");
     assert!(stderr.contains("sync_run_finished"), "{stderr}");
 }
+
+/// A writer the test reads back: what the subscriber wrote.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The installed subscriber (the production one, JSON, leadsync's trace events on) keeps every
+/// line of a run in its span, though sqlx asks after every query (through `log`) whether its
+/// own trace log is enabled: with the filter on the log layer alone, that "no" was read for
+/// the next span or event, which then lost its `bot_uid` and `run_id` or was not logged at all
+/// (tokio-rs/tracing#2519).
+#[tokio::test]
+async fn every_line_a_run_logs_carries_its_span_whatever_sqlx_asked_before() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A, BOT_B]).await;
+    for bot in [BOT_A, BOT_B] {
+        h.world
+            .generate_leads(bot, 300, days_ago(30), days_ago(0), 41);
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = leadsync::telemetry::subscriber(
+        leadsync::telemetry::Output::Json(tracing_subscriber::fmt::writer::BoxMakeWriter::new(
+            move || writer.clone(),
+        )),
+        leadsync::telemetry::parse_filter("warn,leadsync=trace").expect("filter"),
+    );
+    leadsync::telemetry::install(subscriber);
+    for _ in 0..3 {
+        assert_all_succeeded(&h.sync().await);
+    }
+    h.assert_copy_is_exact().await;
+
+    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("UTF-8");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON"))
+        .collect();
+    let in_runs = [
+        "sync_run_started",
+        "window_completed",
+        "api_belief_changed",
+        "high_water_mark_advanced",
+        "sync_run_finished",
+    ];
+    let mut finished = BTreeMap::<String, usize>::new();
+    for line in lines
+        .iter()
+        .filter(|l| in_runs.iter().any(|e| l["message"] == *e))
+    {
+        let bot = line["span"]["bot_uid"].as_str().unwrap_or_default();
+        assert!([BOT_A, BOT_B].contains(&bot), "{line}");
+        assert!(line["span"]["run_id"].is_string(), "{line}");
+        if line["message"] == "sync_run_finished" {
+            *finished.entry(bot.to_owned()).or_default() += 1;
+        }
+    }
+    // Three runs of each bot, each logged its end: none went missing.
+    assert_eq!(
+        finished.values().copied().collect::<Vec<_>>(),
+        [3, 3],
+        "{text}"
+    );
+}
