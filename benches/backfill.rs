@@ -225,24 +225,40 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let cold = run_sync(&config, &world)?;
     let stored = db.count_leads().await?;
     world.set_latency(Duration::ZERO);
+    let mut arrived = Vec::new();
     for (i, (bot, count)) in bots.iter().zip(&counts).enumerate() {
         let new = (count / 100).max(1);
-        world.generate_leads(
+        arrived.extend(world.generate_leads(
             bot,
             new,
             now - TimeDelta::hours(1),
             Utc::now(),
             9_000 + i as u64,
-        );
+        ));
     }
     world.set_latency(Duration::from_millis(args.latency_ms));
     world.clear_requests();
     let incremental = run_sync(&config, &world)?;
 
+    // The same leads edited at the source (one field each): the next run re-reads them in its
+    // lookback, and the change history gains one row per edited field, nothing else.
+    let history_before = db.count_changes().await?;
+    for uid in &arrived {
+        world.edit_lead(
+            uid,
+            "remark",
+            serde_json::Value::from("edited for the benchmark"),
+        );
+    }
+    world.clear_requests();
+    let edited = run_sync(&config, &world)?;
+    let history_rows = db.count_changes().await? - history_before;
+
     println!(
         "\nleadsync backfill benchmark: {} bots, {total} leads ({} shape, {} days), API {}, page size {}, \
          latency {} ms, max_in_flight {}, max_concurrent_bots {}; stored after backfill: {stored}; \
-         pages that exist: {pages}; backfill: {:.3} requests per page, {:.3} leads served per lead",
+         pages that exist: {pages}; backfill: {:.3} requests per page, {:.3} leads served per lead; \
+         change history after {} edits of one field: {history_rows} rows",
         args.bots,
         args.shape,
         args.days,
@@ -253,6 +269,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         args.max_concurrent_bots,
         cold.requests as f64 / pages.max(1) as f64,
         cold.served as f64 / total.max(1) as f64,
+        arrived.len(),
     );
     let mut table = String::new();
     let _ = writeln!(
@@ -277,8 +294,9 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         (
             "leadsync sync: incremental (+1 %)",
             &incremental,
-            counts.iter().map(|count| (count / 100).max(1)).sum(),
+            arrived.len(),
         ),
+        ("leadsync sync: after 1 % edited", &edited, arrived.len()),
     ] {
         let mut ratios = String::new();
         if name.contains("cold") {

@@ -84,6 +84,14 @@ impl BenchDb {
             .await?)
     }
 
+    /// Rows in the change history (one per changed field of an updated lead).
+    pub async fn count_changes(&self) -> anyhow::Result<i64> {
+        let mut conn = PgConnection::connect(&self.url).await?;
+        Ok(sqlx::query_scalar("SELECT count(*) FROM lead_changes")
+            .fetch_one(&mut conn)
+            .await?)
+    }
+
     pub async fn drop_database(&self) -> anyhow::Result<()> {
         let mut admin = PgConnection::connect(&self.server).await?;
         sqlx::query(&format!(

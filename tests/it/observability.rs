@@ -456,4 +456,21 @@ async fn every_line_a_run_logs_carries_its_span_whatever_sqlx_asked_before() {
         [3, 3],
         "{text}"
     );
+
+    // What a run's last window reports (and its bar shows) counts the requests made so far:
+    // at least the pages the run read, at most what the run reports at its end.
+    for end in lines.iter().filter(|l| l["message"] == "sync_run_finished") {
+        let run = &end["span"]["run_id"];
+        let last_window = lines
+            .iter()
+            .rfind(|l| l["message"] == "window_completed" && l["span"]["run_id"] == *run)
+            .unwrap_or_else(|| panic!("a window of run {run}: {text}"));
+        let so_far = last_window["requests"].as_u64().expect("requests");
+        let pages = end["pages"].as_u64().expect("pages");
+        let requests = end["requests"].as_u64().expect("requests");
+        assert!(
+            pages >= 1 && (pages..=requests).contains(&so_far),
+            "{last_window} {end}"
+        );
+    }
 }
