@@ -223,7 +223,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
 
     world.clear_requests();
     let cold = run_sync(&config, &world)?;
-    let stored = db.count_leads().await?;
+    let stored = db.count_rows("leads").await?;
     world.set_latency(Duration::ZERO);
     let mut arrived = Vec::new();
     for (i, (bot, count)) in bots.iter().zip(&counts).enumerate() {
@@ -242,7 +242,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
 
     // The same leads edited at the source (one field each): the next run re-reads them in its
     // lookback, and the change history gains one row per edited field, nothing else.
-    let history_before = db.count_changes().await?;
+    let history_before = db.count_rows("lead_changes").await?;
     for uid in &arrived {
         world.edit_lead(
             uid,
@@ -252,7 +252,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     }
     world.clear_requests();
     let edited = run_sync(&config, &world)?;
-    let history_rows = db.count_changes().await? - history_before;
+    let history_rows = db.count_rows("lead_changes").await? - history_before;
 
     println!(
         "\nleadsync backfill benchmark: {} bots, {total} leads ({} shape, {} days), API {}, page size {}, \
@@ -397,7 +397,7 @@ async fn compare_behaviours(args: &Args) -> anyhow::Result<()> {
         world.clear_requests();
         let incremental = run_sync(&config, &world)?;
         let expected: usize = bots.iter().map(|bot| world.truth(bot).len()).sum();
-        let stored = db.count_leads().await?;
+        let stored = db.count_rows("leads").await?;
         let ratio = |value: usize, floor: usize| value as f64 / floor.max(1) as f64;
         let vs_plain = plain.map_or_else(String::new, |(backfill, incr): (usize, usize)| {
             format!(

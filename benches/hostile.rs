@@ -189,7 +189,7 @@ async fn main() -> anyhow::Result<()> {
         ));
         std::fs::write(&config, toml)?;
         let timed = support::time_leadsync(&config, &["sync"])?;
-        let leads = db.count_leads().await.unwrap_or(0);
+        let leads = db.count_rows("leads").await.unwrap_or(0);
         println!(
             "{:<28} {:>10} {:>8.2} {:>7.2} {:>12.1} {:>9} {:>7}",
             answer.name(),

@@ -77,17 +77,10 @@ impl BenchDb {
         })
     }
 
-    pub async fn count_leads(&self) -> anyhow::Result<i64> {
+    /// The rows of `table` (`leads`; `lead_changes`, one per changed field of an update).
+    pub async fn count_rows(&self, table: &str) -> anyhow::Result<i64> {
         let mut conn = PgConnection::connect(&self.url).await?;
-        Ok(sqlx::query_scalar("SELECT count(*) FROM leads")
-            .fetch_one(&mut conn)
-            .await?)
-    }
-
-    /// Rows in the change history (one per changed field of an updated lead).
-    pub async fn count_changes(&self) -> anyhow::Result<i64> {
-        let mut conn = PgConnection::connect(&self.url).await?;
-        Ok(sqlx::query_scalar("SELECT count(*) FROM lead_changes")
+        Ok(sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&mut conn)
             .await?)
     }
