@@ -79,11 +79,6 @@ impl RunRequests {
         }
     }
 
-    /// The requests made so far and not yet settled.
-    pub(super) fn made(&self) -> u64 {
-        self.tally.requests.load(Relaxed)
-    }
-
     /// Moves the requests and retries counted so far into `counts`: every request made counts,
     /// the ones whose page was never used (read ahead past the end) included.
     pub(super) fn settle(&self, counts: &mut RunCounts) {

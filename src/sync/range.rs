@@ -106,7 +106,8 @@ pub(super) async fn read_range(
             range,
             window,
             &progress.counts,
-            progress.counts.requests + scope.requests.made(),
+            // Settled by the window's read: every request of the run so far.
+            progress.counts.requests,
             (Utc::now() - scope.now).to_std().unwrap_or_default(),
         );
         if !read.stopped_early && read.end.ran_out() {
