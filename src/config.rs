@@ -65,6 +65,9 @@ pub struct Config {
 pub struct HttpSettings {
     /// `None`: no HTTP server (health and metrics off).
     pub listen: Option<SocketAddr>,
+    /// Whether the series that only describe a bot carry its uid (see
+    /// [`crate::metrics::set_per_bot_detail`]).
+    pub per_bot_detail: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -291,6 +294,8 @@ struct RawHttp {
     #[serde(deserialize_with = "strict::boolean")]
     enabled: bool,
     listen: String,
+    #[serde(deserialize_with = "strict::boolean")]
+    per_bot_detail: bool,
 }
 
 impl Default for RawHttp {
@@ -298,6 +303,7 @@ impl Default for RawHttp {
         Self {
             enabled: true,
             listen: "0.0.0.0:8080".into(),
+            per_bot_detail: true,
         }
     }
 }
@@ -828,7 +834,10 @@ impl RawSync {
 impl RawHttp {
     fn validate(self) -> Result<HttpSettings, ConfigError> {
         if !self.enabled {
-            return Ok(HttpSettings { listen: None });
+            return Ok(HttpSettings {
+                listen: None,
+                per_bot_detail: self.per_bot_detail,
+            });
         }
         let listen = self.listen.trim().parse().map_err(|_| {
             ConfigError::new(
@@ -838,6 +847,7 @@ impl RawHttp {
         })?;
         Ok(HttpSettings {
             listen: Some(listen),
+            per_bot_detail: self.per_bot_detail,
         })
     }
 }

@@ -34,6 +34,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let pool = app::connect(config)?;
+    crate::metrics::set_per_bot_detail(config.http.per_bot_detail);
     let schedule_health = Arc::new(OnceLock::new());
     let http_stop = CancellationToken::new();
     let mut http_addr = None;

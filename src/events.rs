@@ -10,7 +10,10 @@ use tracing::{debug, error, info, warn};
 use crate::{
     chatof::{ApiError, LeadsPage},
     domain::{BotUid, DayRange, RunCounts},
-    metrics::{LeadLabels, RequestLabels, RunLabels, bot as bot_labels, metrics},
+    metrics::{
+        LeadLabels, RequestLabels, RunLabels, bot as bot_labels, detail_uid, metrics,
+        per_bot_detail,
+    },
     sync::SyncError,
 };
 
@@ -39,12 +42,15 @@ pub fn sync_run_skipped(bot: &BotUid, reason: &'static str) {
 }
 
 fn count_run(bot: &BotUid, outcome: &'static str) {
+    // Failed runs are alerted on per bot: they keep the uid whatever the detail.
+    let bot_uid = if outcome == "failed" {
+        bot.to_string()
+    } else {
+        detail_uid(bot.as_str())
+    };
     metrics()
         .runs
-        .get_or_create(&RunLabels {
-            bot_uid: bot.to_string(),
-            outcome,
-        })
+        .get_or_create(&RunLabels { bot_uid, outcome })
         .inc();
 }
 
@@ -60,7 +66,7 @@ fn count_leads(bot: &BotUid, counts: &RunCounts) {
         metrics()
             .leads
             .get_or_create(&LeadLabels {
-                bot_uid: bot.to_string(),
+                bot_uid: detail_uid(bot.as_str()),
                 result,
             })
             .inc_by(value);
@@ -223,7 +229,9 @@ pub fn sync_run_finished(
     m.last_success
         .get_or_create(&bot_labels(bot.as_str()))
         .set(now.timestamp_millis() as f64 / 1000.0);
-    if let Some(hwm) = high_water_mark {
+    if let Some(hwm) = high_water_mark
+        && per_bot_detail()
+    {
         let lag = (now - hwm).num_milliseconds().max(0) as f64 / 1000.0;
         m.hwm_lag.get_or_create(&bot_labels(bot.as_str())).set(lag);
     }
@@ -360,7 +368,7 @@ pub fn retention_failed(error: &dyn std::fmt::Display) {
 pub fn sync_tick_skipped(bot: &BotUid) {
     metrics()
         .ticks_skipped
-        .get_or_create(&bot_labels(bot.as_str()))
+        .get_or_create(&bot_labels(&detail_uid(bot.as_str())))
         .inc();
     warn!(bot_uid = %bot, reason = "previous_run_active", "sync_tick_skipped");
 }

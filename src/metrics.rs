@@ -2,7 +2,10 @@
 //! by the events in `events.rs`, so every counted thing is also a log line. Labels are bot uids,
 //! outcomes and statuses: never personal data.
 
-use std::sync::{OnceLock, atomic::AtomicU64};
+use std::sync::{
+    OnceLock,
+    atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
+};
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -152,6 +155,32 @@ impl Metrics {
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
+}
+
+/// `http.per_bot_detail`. On (the default), every per-bot series carries the bot's uid. Off
+/// (for thousands of bots), only what alerts select per bot does: the last success, failed
+/// runs, verify drift and quiet bots; the leads by result, the runs that succeeded or were
+/// skipped and the skipped ticks become one series for all bots each, and the mark's lag is
+/// not served. Set once at start, before any series exists.
+pub fn set_per_bot_detail(on: bool) {
+    PER_BOT_DETAIL.store(on, Relaxed);
+}
+
+static PER_BOT_DETAIL: AtomicBool = AtomicBool::new(true);
+
+/// Whether series that only describe a bot carry its uid.
+pub fn per_bot_detail() -> bool {
+    PER_BOT_DETAIL.load(Relaxed)
+}
+
+/// The `bot_uid` of a series that only describes the bot: its uid, or none without the detail
+/// (an empty label value, which Prometheus stores as no label).
+pub fn detail_uid(bot_uid: &str) -> String {
+    if per_bot_detail() {
+        bot_uid.to_owned()
+    } else {
+        String::new()
+    }
 }
 
 pub fn bot(bot_uid: &str) -> BotLabels {

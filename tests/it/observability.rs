@@ -474,3 +474,107 @@ async fn every_line_a_run_logs_carries_its_span_whatever_sqlx_asked_before() {
         );
     }
 }
+
+/// `http.per_bot_detail = false` (for thousands of bots): a real daemon's `/metrics` keeps the
+/// bot's uid only on what the alerts select per bot (last success, failed runs), serves the rest
+/// as one series for all bots each, and leaves out the mark's lag; with the default, every
+/// per-bot series carries its bot.
+#[tokio::test]
+async fn without_per_bot_detail_only_what_alerts_select_per_bot_carries_the_bot() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A, BOT_B]).await;
+    h.world
+        .generate_leads(BOT_A, 60, days_ago(5), days_ago(0), 93);
+    h.world.set_forbidden(BOT_B, true);
+    for (detail, env) in [("false", "false"), ("true", "true")] {
+        let mut d = Process::start(
+            write_config(&h.config_toml("")),
+            &["run"],
+            &[
+                ("LEADSYNC__HTTP__PER_BOT_DETAIL", env),
+                ("LEADSYNC__SYNC__SCHEDULE", "0 0 0 1 1 *"),
+            ],
+        );
+        let addr = d.wait_for_event("http_listening").await["addr"]
+            .as_str()
+            .expect("addr")
+            .to_owned();
+        // run_at_start: one run of each bot, A succeeding and B refused, in either order.
+        let mut ended = BTreeSet::new();
+        while ended.len() < 2 {
+            let end = d
+                .wait_for("a run's end", |l| {
+                    (l["message"] == "sync_run_finished" && l["span"]["bot_uid"] == BOT_A)
+                        || (l["message"] == "sync_run_failed" && l["span"]["bot_uid"] == BOT_B)
+                })
+                .await;
+            ended.insert(end["span"]["bot_uid"].as_str().expect("bot").to_owned());
+        }
+        let (status, text) = http_get(&format!("http://{addr}/metrics")).await;
+        assert_eq!(status, 200);
+        d.signal("TERM");
+        d.exit_code().await;
+
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        let of = |name: &str| -> Vec<&str> {
+            samples
+                .iter()
+                .copied()
+                .filter(|l| l.starts_with(&format!("{name}{{")))
+                .collect()
+        };
+        let failed = format!("leadsync_sync_runs_total{{bot_uid=\"{BOT_B}\",outcome=\"failed\"}}");
+        assert!(samples.iter().any(|l| l.starts_with(&failed)), "{text}");
+        assert!(
+            of("leadsync_last_success_timestamp_seconds")
+                .iter()
+                .any(|l| l.contains(BOT_A)),
+            "{text}"
+        );
+        let inserted = of("leadsync_leads_total")
+            .into_iter()
+            .find(|l| l.contains("result=\"inserted\""))
+            .unwrap_or_else(|| panic!("leads inserted: {text}"));
+        let succeeded = of("leadsync_sync_runs_total")
+            .into_iter()
+            .find(|l| l.contains("outcome=\"succeeded\""))
+            .unwrap_or_else(|| panic!("runs succeeded: {text}"));
+        if detail == "false" {
+            assert!(
+                inserted.starts_with("leadsync_leads_total{bot_uid=\"\","),
+                "{text}"
+            );
+            assert!(inserted.ends_with(" 60"), "{text}");
+            assert!(succeeded.contains("bot_uid=\"\""), "{text}");
+            assert!(
+                of("leadsync_high_water_mark_lag_seconds").is_empty(),
+                "{text}"
+            );
+            // Bot A is named by its last success alone; bot B by its failed run alone.
+            assert_eq!(
+                samples.iter().filter(|l| l.contains(BOT_A)).count(),
+                2,
+                "{text}"
+            );
+            assert_eq!(
+                samples.iter().filter(|l| l.contains(BOT_B)).count(),
+                1,
+                "{text}"
+            );
+        } else {
+            assert!(inserted.contains(&format!("bot_uid=\"{BOT_A}\"")), "{text}");
+            assert!(
+                succeeded.contains(&format!("bot_uid=\"{BOT_A}\"")),
+                "{text}"
+            );
+            assert_eq!(
+                of("leadsync_high_water_mark_lag_seconds").len(),
+                1,
+                "{text}"
+            );
+            assert!(
+                samples.iter().filter(|l| l.contains(BOT_A)).count() > 6,
+                "{text}"
+            );
+        }
+    }
+}
