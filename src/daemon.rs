@@ -2,7 +2,7 @@
 //! metrics, triggers runs on schedule (never two of one bot at once), and drains on shutdown.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{
         Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
@@ -22,6 +22,7 @@ use crate::{
     domain::BotUid,
     events, http,
     scheduler::{ScheduleHealth, Scheduler, Trigger, WATCHDOG_PERIOD},
+    spread::Spread,
     store,
     sync::RunRequest,
     systemd,
@@ -151,16 +152,29 @@ fn jobs(
     config: &Config,
     runner: &Arc<BotRunner>,
 ) -> Vec<(String, crate::schedule::Schedule, Trigger)> {
-    let mut jobs: Vec<(String, crate::schedule::Schedule, Trigger)> = config
-        .bots
-        .iter()
-        .map(|bot| {
+    // One job per distinct schedule, not per bot: its tick starts each bot's run at the bot's
+    // own place in the interval (see `spread`), so 10,000 bots are not 10,000 jobs firing in
+    // the same second.
+    let mut schedules: BTreeMap<&str, (&crate::schedule::Schedule, Vec<BotUid>)> = BTreeMap::new();
+    for bot in &config.bots {
+        let schedule = config.schedule_of(bot);
+        schedules
+            .entry(schedule.as_str())
+            .or_insert_with(|| (schedule, Vec::new()))
+            .1
+            .push(bot.uid.clone());
+    }
+    let mut jobs: Vec<(String, crate::schedule::Schedule, Trigger)> = schedules
+        .into_values()
+        .map(|(schedule, bots)| {
             let runner = runner.clone();
-            let uid = bot.uid.clone();
-            let trigger: Trigger = Arc::new(move || runner.trigger(&uid));
+            let spread = Arc::new(Spread::new(bots));
+            let ticks = schedule.clone();
+            let trigger: Trigger =
+                Arc::new(move || BotRunner::trigger_spread(&runner, &ticks, &spread));
             (
-                bot.uid.to_string(),
-                config.schedule_of(bot).clone(),
+                format!("sync {}", schedule.as_str()),
+                schedule.clone(),
                 trigger,
             )
         })
@@ -249,6 +263,34 @@ impl BotRunner {
                 && !syncer.ctx.cancel.is_cancelled()
             {
                 syncer.run_bot(&bot, RunRequest::SCHEDULED).await;
+            }
+        });
+    }
+
+    /// A tick of a schedule: starts each of its bots' runs at the bot's place in the time
+    /// until the next tick, in one task that sleeps between them (not a timer per bot).
+    fn trigger_spread(
+        runner: &Arc<Self>,
+        schedule: &crate::schedule::Schedule,
+        spread: &Arc<Spread>,
+    ) {
+        if runner.syncer.ctx.cancel.is_cancelled() {
+            return;
+        }
+        let now = Utc::now();
+        let interval = schedule
+            .next_after(now)
+            .and_then(|next| (next - now).to_std().ok())
+            .unwrap_or_default();
+        let tick = tokio::time::Instant::now();
+        let (runner, spread) = (runner.clone(), spread.clone());
+        let cancel = runner.syncer.ctx.cancel.clone();
+        runner.clone().tracker.spawn(async move {
+            for (after, bot) in spread.starts(interval) {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep_until(tick + after) => runner.trigger(bot),
+                }
             }
         });
     }

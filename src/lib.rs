@@ -17,8 +17,9 @@
 //! - [`store`]: every SQL statement, the embedded migrations, the per-bot lock.
 //! - [`sync`]: one run of one bot; a public function tests call directly.
 //! - [`app`]: wires config, pool and clients (`Syncer`) for a command.
-//! - [`daemon`], [`scheduler`], [`schedule`], [`shutdown`], [`http`], [`systemd`]: `leadsync
-//!   run`: cron jobs that only trigger runs, the stall watchdog, signals, `/healthz` `/readyz`
+//! - [`daemon`], [`scheduler`], [`schedule`], [`spread`], [`shutdown`], [`http`], [`systemd`]:
+//!   `leadsync run`: one cron job per schedule that only triggers runs, each bot's run at its
+//!   stable place in the interval, the stall watchdog, signals, `/healthz` `/readyz`
 //!   `/metrics`, and what systemd is told (ready, stopping, watchdog).
 //! - [`ops`], [`commands`], [`cli`]: the operator commands and the command line; `output`
 //!   writes what they print.
@@ -48,6 +49,7 @@ pub mod retry;
 pub mod schedule;
 pub mod scheduler;
 pub mod shutdown;
+pub mod spread;
 pub mod store;
 pub mod sync;
 pub mod systemd;

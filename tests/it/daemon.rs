@@ -599,3 +599,55 @@ async fn without_a_notify_socket_the_daemon_runs_quietly() {
         .collect();
     assert!(warned.is_empty(), "{warned:?}");
 }
+
+/// One cron job per schedule, not per bot: a tick starts each bot's run at the bot's own place
+/// in the interval, in the order `spread` gives (the same on every replica), spread over the
+/// interval instead of all in the same second, each bot once a tick.
+#[tokio::test]
+async fn a_tick_spreads_its_bots_runs_over_the_interval_in_their_stable_order() {
+    let uids: Vec<&'static str> = (0..12)
+        .map(|i| &*Box::leak(format!("5a9d0000-0000-4000-8000-{i:012}").into_boxed_str()))
+        .collect();
+    let h = Harness::start(WorldSettings::default(), &uids).await;
+    let mut d = daemon(
+        &h,
+        &[
+            (SYNC_SCHEDULE, "*/4 * * * * *"),
+            ("LEADSYNC__SYNC__RUN_AT_START", "false"),
+        ],
+    );
+    let mut starts: Vec<(chrono::DateTime<Utc>, String)> = Vec::new();
+    while starts.len() < uids.len() {
+        let line = d
+            .wait_for("a run's start", |l| l["message"] == "sync_run_started")
+            .await;
+        let at = line["timestamp"]
+            .as_str()
+            .expect("timestamp")
+            .parse()
+            .expect("time");
+        starts.push((
+            at,
+            line["span"]["bot_uid"].as_str().expect("bot").to_owned(),
+        ));
+    }
+    d.signal("TERM");
+    assert_eq!(d.exit_code().await, Some(0));
+
+    // The first tick: every bot once, in the order of their places.
+    let expected: Vec<String> = leadsync::spread::Spread::new(
+        uids.iter()
+            .map(|uid| leadsync::domain::BotUid::parse(uid).expect("uid")),
+    )
+    .starts(Duration::from_secs(4))
+    .map(|(_, bot)| bot.to_string())
+    .collect();
+    let order: Vec<String> = starts.iter().map(|(_, bot)| bot.clone()).collect();
+    assert_eq!(order, expected);
+    // Spread over the interval (12 places over 3.6 s), not one burst; within the tick.
+    let spread = starts.last().expect("a start").0 - starts[0].0;
+    assert!(
+        spread > TimeDelta::milliseconds(1_000) && spread < TimeDelta::milliseconds(3_700),
+        "{spread:?}: {starts:?}"
+    );
+}

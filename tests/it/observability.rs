@@ -561,9 +561,17 @@ async fn without_per_bot_detail_only_what_alerts_select_per_bot_carries_the_bot(
                 "{text}"
             );
         } else {
-            assert!(inserted.contains(&format!("bot_uid=\"{BOT_A}\"")), "{text}");
+            let of_a = |name: &str, with: &str| {
+                of(name)
+                    .iter()
+                    .any(|l| l.contains(&format!("bot_uid=\"{BOT_A}\"")) && l.contains(with))
+            };
             assert!(
-                succeeded.contains(&format!("bot_uid=\"{BOT_A}\"")),
+                of_a("leadsync_leads_total", "result=\"inserted\""),
+                "{text}"
+            );
+            assert!(
+                of_a("leadsync_sync_runs_total", "outcome=\"succeeded\""),
                 "{text}"
             );
             assert_eq!(
