@@ -12,7 +12,8 @@
 //! whether the copy is exact. `--shape mixed|campaign` spreads the leads unevenly.
 //!
 //! Prints one table: wall time, leads/s, requests, CPU time and peak RSS of `leadsync sync`
-//! (cold backfill, then an incremental run after 1 % new leads), and their ratio to the floors:
+//! (cold backfill, an incremental run after 1 % new leads, and a run after those leads are
+//! edited, with the change-history rows it wrote), and their ratio to the floors:
 //! fetching every page with a tight client (4 keep-alive connections, no parsing) and `\copy`
 //! of the same rows into an empty table shaped like `leads`. With latency, the floor is
 //! `requests x latency / api.max_in_flight`. It prints figures; it asserts nothing.
