@@ -151,9 +151,19 @@ async fn with_api(
                 _ => Outcome::Partial,
             })
         }
-        Command::Run => daemon::run(config, keys, cancel)
-            .await
-            .map(|()| Outcome::Success),
+        Command::Run => {
+            // SIGHUP reads the same file and the environment again.
+            let file = config.file.clone();
+            let reload: daemon::Reload = Box::new(move || {
+                let env: HashMap<String, String> = std::env::vars().collect();
+                let config = Config::load(file.as_deref(), &env)?;
+                let keys = config.resolve_api_keys(&env)?;
+                Ok((config, keys))
+            });
+            daemon::run(config, keys, cancel, reload)
+                .await
+                .map(|()| Outcome::Success)
+        }
         Command::Backfill { bot, from, to } => {
             backfill(config, pool, keys, bot, *from, *to, cancel).await
         }

@@ -39,7 +39,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             setting: setting.into(),
             problem: problem.into(),
@@ -59,6 +59,8 @@ pub struct Config {
     pub retention: RetentionSettings,
     pub log: LogSettings,
     pub bots: Vec<BotSettings>,
+    /// The file it was read from, if any: what `leadsync run` reads again on SIGHUP.
+    pub file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -460,7 +462,10 @@ impl Config {
                 ));
             }
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
-            return Self::build(builder, env);
+            return Self::build(builder, env).map(|config| Config {
+                file: Some(path.to_owned()),
+                ..config
+            });
         }
         // Settings from the environment alone can be complete; when they are not, the likelier
         // mistake is the missing file.
@@ -616,6 +621,7 @@ impl RawConfig {
             log: self.log.validate()?,
             bots: validate_bots(self.bots)?,
             sync,
+            file: None,
         })
     }
 }

@@ -2,7 +2,7 @@
 //! metrics, triggers runs on schedule (never two of one bot at once), and drains on shutdown.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{
         Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
@@ -13,12 +13,16 @@ use std::{
 use anyhow::Context as _;
 use chrono::Utc;
 use secrecy::SecretString;
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    net::TcpListener,
+    signal::unix::{Signal, SignalKind, signal},
+    sync::Semaphore,
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     app::{self, SchemaUse, Syncer},
-    config::Config,
+    config::{Config, ConfigError},
     domain::BotUid,
     events, http,
     scheduler::{ScheduleHealth, Scheduler, Trigger, WATCHDOG_PERIOD},
@@ -28,12 +32,22 @@ use crate::{
     systemd,
 };
 
-/// Runs the daemon until `cancel` fires, then drains within `shutdown.grace_secs`.
+/// What SIGHUP does: reads the configuration again (the same file, the environment, the keys),
+/// validated in full.
+pub type Reload = Box<dyn Fn() -> Result<(Config, Keys), ConfigError> + Send + Sync>;
+
+type Keys = HashMap<BotUid, SecretString>;
+
+/// Runs the daemon until `cancel` fires, then drains within `shutdown.grace_secs`; on SIGHUP,
+/// applies what `reload` reads (see [`Live::reload`]).
 pub async fn run(
     config: &Config,
-    keys: &HashMap<BotUid, SecretString>,
+    keys: &Keys,
     cancel: CancellationToken,
+    reload: Reload,
 ) -> anyhow::Result<()> {
+    // Before anything else: SIGHUP's default action ends the process.
+    let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
     let pool = app::connect(config)?;
     crate::metrics::set_per_bot_detail(config.http.per_bot_detail);
     let schedule_health = Arc::new(OnceLock::new());
@@ -68,28 +82,39 @@ pub async fn run(
         if let Err(err) = app::record_bots(config, &pool).await {
             events::bots_not_recorded(&crate::errors::describe(&err));
         }
-        let syncer = Arc::new(Syncer::new(config, &pool, keys, cancel.clone())?);
-        let runner = Arc::new(BotRunner::new(syncer, config));
         let health = Arc::new(ScheduleHealth::default());
-        let scheduler = Scheduler::start(jobs(config, &runner), health.clone()).await?;
+        let tracker = TaskTracker::new();
+        let shared = Shared {
+            pool: &pool,
+            cancel: &cancel,
+            health: &health,
+            tracker: &tracker,
+        };
+        let mut live = Live::start(config, keys, &shared, None).await?;
         let _ = schedule_health.set(health.clone());
         events::daemon_started(config.bots.len(), http_addr);
         systemd::ready();
         if config.sync.run_at_start {
             for bot in &config.bots {
-                runner.trigger(&bot.uid);
+                live.runner.trigger(&bot.uid);
             }
         }
-        watch_schedule(&health, &cancel).await;
+        let mut watch = ScheduleWatch::new();
+        while let Wake::Hangup = watch
+            .until_stop_or_hangup(&health, &cancel, &mut hangup)
+            .await
+        {
+            live = live.reload(&reload, &shared).await;
+        }
 
         systemd::stopping();
         let started = Instant::now();
-        scheduler.shutdown().await;
-        runner.tracker.close();
-        let grace_expired = tokio::time::timeout(config.shutdown.grace, runner.tracker.wait())
+        live.scheduler.shutdown().await;
+        tracker.close();
+        let grace_expired = tokio::time::timeout(live.grace, tracker.wait())
             .await
             .is_err();
-        events::shutdown_completed(runner.tracker.len(), started.elapsed(), grace_expired);
+        events::shutdown_completed(tracker.len(), started.elapsed(), grace_expired);
     }
     http_stop.cancel();
     if let Some(task) = http_task {
@@ -128,20 +153,141 @@ async fn wait_for_database(
     Ok(false)
 }
 
-/// Checks the schedule every few seconds until shutdown, and pings systemd's watchdog (when
-/// it has one) at half its timeout, but only while no job is stalled.
-async fn watch_schedule(health: &ScheduleHealth, cancel: &CancellationToken) {
-    let ping = systemd::watchdog_period();
-    let every = ping.map_or(WATCHDOG_PERIOD, |ping| ping.min(WATCHDOG_PERIOD));
-    let mut period = tokio::time::interval(every);
-    period.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            _ = period.tick() => {
-                let stalled = health.check(Utc::now());
-                if ping.is_some() && stalled.is_empty() {
-                    systemd::watchdog_ping();
+/// What the daemon's lifetime shares across reloads.
+struct Shared<'a> {
+    pool: &'a store::Pool,
+    cancel: &'a CancellationToken,
+    health: &'a Arc<ScheduleHealth>,
+    /// Every run, of whichever configuration: the shutdown waits for them all.
+    tracker: &'a TaskTracker,
+}
+
+/// The configuration being applied: its cron jobs, its runner, and what a reload compares.
+struct Live {
+    scheduler: Scheduler,
+    runner: Arc<BotRunner>,
+    bots: BTreeSet<BotUid>,
+    grace: Duration,
+    /// The settings read once at start, as text, by name: a reload that changes one says so.
+    at_start: Vec<(&'static str, String)>,
+}
+
+impl Live {
+    /// Starts the cron jobs of `config`. `before`: the configuration it replaces, whose
+    /// runs in progress keep their claims (a bot still running is not started twice).
+    async fn start(
+        config: &Config,
+        keys: &Keys,
+        shared: &Shared<'_>,
+        before: Option<&BotRunner>,
+    ) -> anyhow::Result<Self> {
+        let syncer = Arc::new(Syncer::new(
+            config,
+            shared.pool,
+            keys,
+            shared.cancel.clone(),
+        )?);
+        let runner = Arc::new(BotRunner::new(syncer, config, shared.tracker, before));
+        let scheduler = Scheduler::start(jobs(config, &runner), shared.health.clone()).await?;
+        Ok(Self {
+            scheduler,
+            runner,
+            bots: config.bots.iter().map(|bot| bot.uid.clone()).collect(),
+            grace: config.shutdown.grace,
+            at_start: vec![
+                ("database", format!("{:?}", config.database)),
+                ("http", format!("{:?}", config.http)),
+                ("log", format!("{:?}", config.log)),
+            ],
+        })
+    }
+
+    /// SIGHUP: reads the configuration again and, if it is valid, applies it: bots added,
+    /// removed or renamed, schedules and the other settings, from the next tick on. Runs in
+    /// progress finish under the configuration they started with. If it is not valid, keeps
+    /// this one and logs `config_reload_failed` naming the setting. The database, `http` and
+    /// `log` sections are read at start only: a change there is named (`needs_restart`).
+    async fn reload(self, reload: &Reload, shared: &Shared<'_>) -> Self {
+        systemd::reloading();
+        let (config, keys) = match reload() {
+            Ok(read) => read,
+            Err(err) => {
+                events::config_reload_failed(&err);
+                systemd::ready();
+                return self;
+            }
+        };
+        let next = match Live::start(&config, &keys, shared, Some(&self.runner)).await {
+            Ok(next) => next,
+            Err(err) => {
+                events::config_reload_failed(&ConfigError::new(
+                    "config",
+                    crate::errors::describe(&err),
+                ));
+                systemd::ready();
+                return self;
+            }
+        };
+        self.scheduler.shutdown().await;
+        if let Err(err) = app::record_bots(&config, shared.pool).await {
+            events::bots_not_recorded(&crate::errors::describe(&err));
+        }
+        let added = next.bots.difference(&self.bots).count();
+        let removed = self.bots.difference(&next.bots).count();
+        let needs_restart: Vec<&str> = self
+            .at_start
+            .iter()
+            .zip(&next.at_start)
+            .filter(|(before, after)| before.1 != after.1)
+            .map(|(before, _)| before.0)
+            .collect();
+        events::config_reloaded(next.bots.len(), added, removed, &needs_restart.join(","));
+        systemd::ready();
+        Self {
+            at_start: self.at_start,
+            ..next
+        }
+    }
+}
+
+/// Why the daemon's main loop woke up.
+enum Wake {
+    Stop,
+    Hangup,
+}
+
+/// Checks the schedule every few seconds, and pings systemd's watchdog (when it has one) at
+/// half its timeout, but only while no job is stalled.
+struct ScheduleWatch {
+    ping: Option<Duration>,
+    period: tokio::time::Interval,
+}
+
+impl ScheduleWatch {
+    fn new() -> Self {
+        let ping = systemd::watchdog_period();
+        let every = ping.map_or(WATCHDOG_PERIOD, |ping| ping.min(WATCHDOG_PERIOD));
+        let mut period = tokio::time::interval(every);
+        period.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self { ping, period }
+    }
+
+    /// Watches until shutdown or a SIGHUP.
+    async fn until_stop_or_hangup(
+        &mut self,
+        health: &ScheduleHealth,
+        cancel: &CancellationToken,
+        hangup: &mut Signal,
+    ) -> Wake {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return Wake::Stop,
+                _ = hangup.recv() => return Wake::Hangup,
+                _ = self.period.tick() => {
+                    let stalled = health.check(Utc::now());
+                    if self.ping.is_some() && stalled.is_empty() {
+                        systemd::watchdog_ping();
+                    }
                 }
             }
         }
@@ -229,18 +375,34 @@ impl Drop for Claim {
 }
 
 impl BotRunner {
-    fn new(syncer: Arc<Syncer>, config: &Config) -> Self {
+    /// `before`: the runner of the configuration this one replaces; a bot both know, verify
+    /// and retention keep its claims, so what it still runs is not started twice.
+    fn new(
+        syncer: Arc<Syncer>,
+        config: &Config,
+        tracker: &TaskTracker,
+        before: Option<&BotRunner>,
+    ) -> Self {
+        let carried = |bot: &BotUid| {
+            before
+                .and_then(|runner| runner.running.get(bot).cloned())
+                .unwrap_or_default()
+        };
         Self {
             syncer,
             running: config
                 .bots
                 .iter()
-                .map(|bot| (bot.uid.clone(), Busy::default()))
+                .map(|bot| (bot.uid.clone(), carried(&bot.uid)))
                 .collect(),
-            verifying: Busy::default(),
-            retaining: Busy::default(),
+            verifying: before
+                .map(|runner| runner.verifying.clone())
+                .unwrap_or_default(),
+            retaining: before
+                .map(|runner| runner.retaining.clone())
+                .unwrap_or_default(),
             concurrency: Arc::new(Semaphore::new(config.sync.max_concurrent_bots)),
-            tracker: TaskTracker::new(),
+            tracker: tracker.clone(),
         }
     }
 

@@ -314,6 +314,21 @@ pub fn api_proxy(proxy: &crate::chatof::ProxyInUse) {
     );
 }
 
+/// SIGHUP applied a new configuration: `bots` now, how many were added and removed, and the
+/// sections read at start only that changed (they need a restart).
+pub fn config_reloaded(bots: usize, added: usize, removed: usize, needs_restart: &str) {
+    if needs_restart.is_empty() {
+        info!(bots, added, removed, "config_reloaded");
+    } else {
+        warn!(bots, added, removed, needs_restart, "config_reloaded");
+    }
+}
+
+/// SIGHUP read a configuration that is not valid: the running one stays.
+pub fn config_reload_failed(err: &crate::config::ConfigError) {
+    error!(setting = %err.setting, problem = %err.problem, "config_reload_failed");
+}
+
 pub fn daemon_started(bots: usize, http: Option<std::net::SocketAddr>) {
     info!(
         bots,

@@ -58,19 +58,28 @@ pub struct ScheduleHealth {
     jobs: Mutex<Vec<Arc<TickWatch>>>,
 }
 
-impl ScheduleHealth {
-    fn watch(&self, name: &str, schedule: &Schedule, now: DateTime<Utc>) -> Arc<TickWatch> {
-        let watch = Arc::new(TickWatch {
+impl TickWatch {
+    fn new(name: &str, schedule: &Schedule, now: DateTime<Utc>) -> Arc<Self> {
+        Arc::new(Self {
             name: name.to_owned(),
             schedule: schedule.clone(),
             due: Mutex::new(schedule.next_after(now).unwrap_or(now)),
             stalled: AtomicBool::new(false),
-        });
-        self.jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(watch.clone());
+        })
+    }
+}
+
+impl ScheduleHealth {
+    #[cfg(test)]
+    fn watch(&self, name: &str, schedule: &Schedule, now: DateTime<Utc>) -> Arc<TickWatch> {
+        let watch = TickWatch::new(name, schedule, now);
+        self.watch_only(vec![watch.clone()]);
         watch
+    }
+
+    /// From now on, these jobs are the schedule (a reload replaces them all).
+    fn watch_only(&self, watches: Vec<Arc<TickWatch>>) {
+        *self.jobs.lock().unwrap_or_else(PoisonError::into_inner) = watches;
     }
 
     /// Re-evaluates every job at `now`, logging each change (`schedule_stalled`,
@@ -122,7 +131,8 @@ impl std::fmt::Debug for Scheduler {
 }
 
 impl Scheduler {
-    /// Starts one cron job per `(name, schedule, trigger)`, in UTC.
+    /// Starts one cron job per `(name, schedule, trigger)`, in UTC; from then on `health`
+    /// watches these jobs and no others.
     pub async fn start(
         jobs: Vec<(String, Schedule, Trigger)>,
         health: Arc<ScheduleHealth>,
@@ -131,8 +141,10 @@ impl Scheduler {
             .await
             .context("creating the scheduler")?;
         let now = Utc::now();
+        let mut watches = Vec::new();
         for (name, schedule, trigger) in jobs {
-            let watch = health.watch(&name, &schedule, now);
+            let watch = TickWatch::new(&name, &schedule, now);
+            watches.push(watch.clone());
             let job = Job::new_async(schedule.as_str(), move |_id, _scheduler| {
                 watch.ticked(Utc::now());
                 trigger();
@@ -142,6 +154,8 @@ impl Scheduler {
             inner.add(job).await.context("adding a cron job")?;
         }
         inner.start().await.context("starting the scheduler")?;
+        // Only once every job runs: a reload whose jobs fail to start keeps the old ones watched.
+        health.watch_only(watches);
         Ok(Self { inner, health })
     }
 

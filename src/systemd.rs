@@ -1,5 +1,6 @@
 //! What `leadsync run` tells systemd (`Type=notify`): `READY=1` once the database is migrated
-//! and the schedule runs, `STOPPING=1` when a shutdown begins, and `WATCHDOG=1` while the
+//! and the schedule runs, `RELOADING=1` then `READY=1` around a reload (SIGHUP),
+//! `STOPPING=1` when a shutdown begins, and `WATCHDOG=1` while the
 //! stall watchdog finds every job on time (`WatchdogSec=`), so systemd restarts a daemon whose
 //! schedule stalled. Not under systemd (no `NOTIFY_SOCKET`), every call does nothing.
 
@@ -11,6 +12,15 @@ use crate::events;
 
 pub fn ready() {
     send(&[NotifyState::Ready]);
+}
+
+/// A reload begins (`RELOADING=1` with the monotonic time, as `Type=notify-reload` wants);
+/// [`ready`] ends it.
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => send(&[NotifyState::Reloading, now]),
+        Err(_) => send(&[NotifyState::Reloading]),
+    }
 }
 
 pub fn stopping() {

@@ -538,6 +538,16 @@ impl NotifySocket {
             .expect("recv");
         String::from_utf8_lossy(&buf[..len]).into_owned()
     }
+
+    /// The next message that is not a watchdog ping.
+    async fn next_but_pings(&self) -> String {
+        loop {
+            let message = self.next().await;
+            if message != "WATCHDOG=1\n" {
+                return message;
+            }
+        }
+    }
 }
 
 impl Drop for NotifySocket {
@@ -547,7 +557,7 @@ impl Drop for NotifySocket {
 }
 
 #[tokio::test]
-async fn systemd_is_told_ready_then_pinged_while_the_schedule_is_healthy_then_stopping() {
+async fn systemd_is_told_ready_pinged_while_healthy_reloading_ready_again_then_stopping() {
     let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
     h.world
         .generate_leads(BOT_A, 20, days_ago(3), days_ago(0), 93);
@@ -574,12 +584,18 @@ async fn systemd_is_told_ready_then_pinged_while_the_schedule_is_healthy_then_st
         began.elapsed()
     );
 
+    // A reload (the same file): RELOADING=1 with the monotonic time, then READY=1 again.
+    daemon.signal("HUP");
+    let reloading = notify.next_but_pings().await;
+    assert!(
+        reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
+        "{reloading:?}"
+    );
+    assert_eq!(notify.next_but_pings().await, "READY=1\n");
+    daemon.wait_for_event("config_reloaded").await;
+
     daemon.signal("TERM");
-    let mut message = notify.next().await;
-    while message == "WATCHDOG=1\n" {
-        message = notify.next().await;
-    }
-    assert_eq!(message, "STOPPING=1\n");
+    assert_eq!(notify.next_but_pings().await, "STOPPING=1\n");
     assert_eq!(daemon.exit_code().await, Some(0));
 }
 
@@ -650,4 +666,72 @@ async fn a_tick_spreads_its_bots_runs_over_the_interval_in_their_stable_order() 
         spread > TimeDelta::milliseconds(1_000) && spread < TimeDelta::milliseconds(3_700),
         "{spread:?}: {starts:?}"
     );
+}
+
+/// The harness's config with only `bots` and the schedule `schedule`.
+fn config_with(h: &Harness, bots: &[&str], schedule: &str, extra: &str) -> String {
+    let full = h.config_toml(extra);
+    let settings = full.split("[[bots]]").next().expect("settings");
+    let mut toml = settings.replace(
+        "[sync]\n",
+        &format!("[sync]\nschedule = {schedule:?}\nrun_at_start = true\n"),
+    );
+    for bot in bots {
+        toml.push_str(&format!("[[bots]]\nuid = {bot:?}\n"));
+    }
+    toml
+}
+
+/// SIGHUP re-reads the config file: a bot added runs, a bot removed no longer does, the new
+/// schedule applies; a file that is not valid keeps the running config and names the setting.
+#[tokio::test]
+async fn sighup_applies_a_new_config_and_keeps_the_old_one_when_the_new_is_not_valid() {
+    let h = Harness::start(WorldSettings::default(), &[BOT_A, BOT_B]).await;
+    for bot in [BOT_A, BOT_B] {
+        h.world
+            .generate_leads(bot, 30, days_ago(3), days_ago(0), 61);
+    }
+    // Bot A alone, on a schedule that never ticks here: it runs once, at start.
+    let config = write_config(&config_with(&h, &[BOT_A], "0 0 0 1 1 *", ""));
+    let path = config.path().to_owned();
+    let mut d = Process::start(config, &["run"], &[]);
+    d.wait_for("bot A's run at start", |l| finished_with(l, BOT_A))
+        .await;
+
+    // Bot B instead, every second.
+    std::fs::write(&path, config_with(&h, &[BOT_B], "* * * * * *", "")).expect("rewrite");
+    d.signal("HUP");
+    let reloaded = d.wait_for_event("config_reloaded").await;
+    assert_eq!(
+        (&reloaded["bots"], &reloaded["added"], &reloaded["removed"]),
+        (&1.into(), &1.into(), &1.into()),
+        "{reloaded}"
+    );
+    assert_eq!(
+        reloaded["level"], "INFO",
+        "nothing read at start only changed: {reloaded}"
+    );
+    for _ in 0..2 {
+        d.wait_for("a run of bot B on the new schedule", |l| {
+            finished_with(l, BOT_B)
+        })
+        .await;
+    }
+
+    // A file that is not valid: the running config stays, the setting is named.
+    let bad = config_with(&h, &[BOT_A], "* * * * * *", "")
+        .replace("page_size = 50", "page_size = \"100\"");
+    std::fs::write(&path, bad).expect("rewrite");
+    d.signal("HUP");
+    let failed = d.wait_for_event("config_reload_failed").await;
+    assert_eq!(failed["level"], "ERROR");
+    assert_eq!(failed["setting"], "api.page_size", "{failed}");
+    d.wait_for("bot B still syncing", |l| finished_with(l, BOT_B))
+        .await;
+    d.signal("TERM");
+    assert_eq!(d.exit_code().await, Some(0));
+    // Bot A ran once, at start: never after it was removed, nor after the bad file named it.
+    let runs_of_a = runs_of(&h, BOT_A).await;
+    assert_eq!(runs_of_a.len(), 1, "{runs_of_a:?}");
+    h.assert_copy_is_exact().await;
 }
