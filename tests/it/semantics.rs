@@ -512,6 +512,43 @@ async fn a_whole_chatbot_total_proves_the_whole_copy_and_a_shortfall_is_reported
     );
 }
 
+/// A copy that starts at `backfill_from` is meant to hold fewer leads than the chatbot's count:
+/// a whole-chatbot total, learned while the copy held the whole history, is not held against it
+/// once `backfill_from` leaves older leads out (no `copy_incomplete`, no re-read).
+#[tokio::test]
+async fn a_copy_from_backfill_from_is_not_held_against_a_whole_chatbot_total() {
+    let settings = WorldSettings {
+        total: TotalMode::WholeBot,
+        ..WorldSettings::default()
+    };
+    let h = Harness::start(settings, &[BOT_A]).await;
+    // Leads since 2021; the harness backfills from 2022-01-01.
+    h.world
+        .generate_leads(BOT_A, 200, days_ago(2_000), days_ago(0), 65);
+    let whole = [("LEADSYNC__SYNC__BACKFILL_FROM", "2000-01-01")];
+    let reports = h.sync_with(&whole).await;
+    assert_all_succeeded(&reports);
+    assert_eq!(report(&reports).beliefs.total, TotalMeaning::WholeBot);
+    // The copy as a backfill from 2022-01-01 makes it: the older leads are not in it.
+    let older = sqlx::query("DELETE FROM leads WHERE created_at < '2022-01-01'")
+        .execute(&h.db.pool)
+        .await
+        .expect("delete")
+        .rows_affected();
+    assert!(older > 0, "some leads before backfill_from");
+
+    let (logs, _guard) = LogCapture::start();
+    for _ in 0..2 {
+        let reports = h.sync().await;
+        assert_all_succeeded(&reports);
+        assert_eq!(report(&reports).beliefs.total, TotalMeaning::WholeBot);
+        assert_eq!(report(&reports).counts.rereads, 0);
+    }
+    assert_eq!(h.stored(BOT_A).await.len() as u64, 200 - older);
+    logs.assert_quiet("a copy from backfill_from under a whole-chatbot total");
+    assert_eq!(logs.count("copy_incomplete"), 0);
+}
+
 #[tokio::test]
 async fn what_is_learned_is_logged_once_when_it_changes_and_not_again() {
     let settings = WorldSettings {
