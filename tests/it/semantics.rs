@@ -796,6 +796,32 @@ async fn pages_are_read_ahead_only_as_far_as_the_evidence_says_they_exist() {
     }
 }
 
+/// A first page of more than 2 MiB is not read ahead (the read-ahead would hold several such
+/// pages at once); one just under it is, with the same trusted total.
+#[tokio::test]
+async fn a_first_page_over_two_mib_is_not_read_ahead_and_one_under_it_is() {
+    // 50 leads a page (the harness's page size), 150 in all: three full pages.
+    for (remark_bytes, read_ahead) in [(60_000, false), (30_000, true)] {
+        let h = Harness::start(WorldSettings::default(), &[BOT_A]).await;
+        let start = days_ago(5);
+        for i in 0..150 {
+            let at = start + TimeDelta::seconds(i * 60);
+            let lead = FakeLead::new(BOT_A, &format!("big-{i}"), at.fixed_offset())
+                .with_field("remark", "r".repeat(remark_bytes).into());
+            h.world.insert_lead(BOT_A, lead);
+        }
+        h.world.set_latency(Duration::from_millis(5));
+        assert_all_succeeded(&h.sync().await);
+        h.assert_copy_is_exact().await;
+        let peak = h.world.in_flight_peak_of(BOT_A);
+        assert_eq!(
+            peak > 1,
+            read_ahead,
+            "{remark_bytes} bytes a remark: peak {peak}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_history_denser_in_the_past_than_of_late_costs_about_its_pages_without_a_total() {
     // Newest first, no total: windows are planned from the density of the newest page, which
