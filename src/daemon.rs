@@ -445,9 +445,9 @@ impl BotRunner {
             .and_then(|next| (next - now).to_std().ok())
             .unwrap_or_default();
         let tick = tokio::time::Instant::now();
+        let (tracker, cancel) = (runner.tracker.clone(), runner.syncer.ctx.cancel.clone());
         let (runner, spread) = (runner.clone(), spread.clone());
-        let cancel = runner.syncer.ctx.cancel.clone();
-        runner.clone().tracker.spawn(async move {
+        tracker.spawn(async move {
             for (after, bot) in spread.starts(interval) {
                 tokio::select! {
                     () = cancel.cancelled() => return,

@@ -21,11 +21,6 @@ fn finished_with(line: &serde_json::Value, bot: &str) -> bool {
     line["message"] == "sync_run_finished" && line["span"]["bot_uid"] == bot
 }
 
-async fn http_addr(daemon: &mut Process) -> String {
-    let line = daemon.wait_for_event("http_listening").await;
-    line["addr"].as_str().expect("addr").to_owned()
-}
-
 /// A ledger row: (started_at, finished_at, status).
 type RunRow = (chrono::DateTime<Utc>, Option<chrono::DateTime<Utc>>, String);
 
@@ -56,7 +51,7 @@ async fn the_daemon_syncs_on_schedule_picks_up_new_leads_and_reports_health() {
     h.world
         .generate_leads(BOT_A, 200, days_ago(20), days_ago(0), 60);
     let mut d = daemon(&h, &[]);
-    let addr = http_addr(&mut d).await;
+    let addr = d.http_addr().await;
 
     let first = d
         .wait_for("the backfill", |l| finished_with(l, BOT_A))
@@ -286,7 +281,7 @@ async fn a_database_down_at_start_keeps_the_daemon_alive_and_it_recovers_when_th
             ("LEADSYNC__DATABASE__ACQUIRE_TIMEOUT_SECS", "2"),
         ],
     );
-    let addr = http_addr(&mut d).await;
+    let addr = d.http_addr().await;
 
     d.wait_for_event("database_unavailable").await;
     assert_eq!(
@@ -485,7 +480,7 @@ async fn a_read_only_database_is_named_and_the_daemon_is_not_ready_until_it_can_
     h.world
         .generate_leads(BOT_A, 5, Utc::now() - TimeDelta::minutes(5), Utc::now(), 68);
     let mut d = daemon(&h, &[]);
-    let addr = http_addr(&mut d).await;
+    let addr = d.http_addr().await;
     let waiting = d.wait_for_event("database_unavailable").await;
     assert!(
         waiting["error"]

@@ -408,6 +408,12 @@ impl Process {
     }
 
     /// The next line whose `message` is `event`.
+    /// Where the daemon's HTTP server listens (its `http_listening` line).
+    pub async fn http_addr(&mut self) -> String {
+        let line = self.wait_for_event("http_listening").await;
+        line["addr"].as_str().expect("addr").to_owned()
+    }
+
     pub async fn wait_for_event(&mut self, event: &str) -> serde_json::Value {
         self.wait_for(event, |line| line["message"] == event).await
     }

@@ -79,10 +79,7 @@ async fn every_metric_the_alerts_dashboard_and_readmes_name_is_served_and_the_lo
             ("LEADSYNC__DATABASE__ACQUIRE_TIMEOUT_SECS", "1"),
         ],
     );
-    let addr = d.wait_for_event("http_listening").await["addr"]
-        .as_str()
-        .expect("addr")
-        .to_owned();
+    let addr = d.http_addr().await;
     d.wait_for_event("database_unavailable").await;
     d.wait_for_event("database_unavailable").await;
     let _proxy = start_proxy(port, h.db.url.clone()).await;
@@ -494,10 +491,7 @@ async fn without_per_bot_detail_only_what_alerts_select_per_bot_carries_the_bot(
                 ("LEADSYNC__SYNC__SCHEDULE", "0 0 0 1 1 *"),
             ],
         );
-        let addr = d.wait_for_event("http_listening").await["addr"]
-            .as_str()
-            .expect("addr")
-            .to_owned();
+        let addr = d.http_addr().await;
         // run_at_start: one run of each bot, A succeeding and B refused, in either order.
         let mut ended = BTreeSet::new();
         while ended.len() < 2 {

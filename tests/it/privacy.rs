@@ -84,10 +84,7 @@ async fn no_served_name_email_phone_or_remark_appears_in_logs_ledger_metrics_or_
             ("LEADSYNC__SYNC__SCHEDULE", "0 0 0 1 1 *"),
         ],
     );
-    let addr = daemon.wait_for_event("http_listening").await["addr"]
-        .as_str()
-        .expect("addr")
-        .to_owned();
+    let addr = daemon.http_addr().await;
     daemon
         .wait_for("bot A's run", |line| {
             line["message"] == "sync_run_finished" && line["span"]["bot_uid"] == BOT_A
